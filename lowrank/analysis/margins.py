@@ -1,0 +1,3 @@
+"""Placeholder (core, issue 2)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Adversarial evaluation (placeholder, issue 5)."""
+
+__all__: list[str] = []

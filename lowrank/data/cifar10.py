@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the image-data work (issue 5)."""
+
+__all__: list[str] = []

@@ -1,0 +1,98 @@
+"""Atomic saving of results and checkpoints.
+
+Every file is written to a temporary file in the same directory and moved into
+place with :func:`os.replace`, so a crash never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["atomic_write_bytes", "save_json", "load_json", "save_csv", "save_torch", "load_torch"]
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _to_jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, np.ndarray):
+        return _to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _to_jsonable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def save_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Save ``obj`` as indented JSON, atomically. Tensors and arrays become lists."""
+    text = json.dumps(_to_jsonable(obj), indent=2, sort_keys=False)
+    return atomic_write_bytes(path, (text + "\n").encode())
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    """Load a JSON file written by :func:`save_json`."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def save_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Save a list of flat dicts as CSV (header from the union of keys, in order), atomically."""
+    rows = [dict(_to_jsonable(r)) for r in rows]
+    fields: list[str] = []
+    for r in rows:
+        fields.extend(k for k in r if k not in fields)
+    import io as _io
+
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> Path:
+    """Save ``obj`` with :func:`torch.save`, atomically (for checkpoints)."""
+    import io as _io
+
+    buf = _io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_torch(path: str | os.PathLike) -> Any:
+    """Load a checkpoint written by :func:`save_torch` (CPU map location)."""
+    return torch.load(path, map_location="cpu", weights_only=False)

@@ -1,0 +1,8 @@
+"""Models that give one real score per input: linear and deep."""
+
+from . import linear
+from . import deep
+from .linear import *  # noqa: F401,F403
+from .deep import *  # noqa: F401,F403
+
+__all__ = [*linear.__all__, *deep.__all__, ]
