@@ -87,15 +87,11 @@ def signed_labels(y, name: str = "y", dtype: torch.dtype | None = None) -> torch
         out = t
     elif values <= {0, 1}:
         out = 2 * t - 1
-    else:
-        bad = sorted(values - {-1, 0, 1})[:5] or sorted(values)
-        raise ValueError(
-            f"{name} must hold labels in {{-1, +1}} or {{0, 1}}, got values {bad}"
-            if bad
-            else f"{name} mixes the label sets {{-1, +1}} and {{0, 1}}: got {sorted(values)}"
-        )
-    if {-1, 0, 1} <= values:
+    elif values <= {-1, 0, 1}:
         raise ValueError(f"{name} mixes the label sets {{-1, +1}} and {{0, 1}}: got {sorted(values)}")
+    else:
+        bad = sorted(values - {-1, 0, 1})[:5]
+        raise ValueError(f"{name} must hold labels in {{-1, +1}} or {{0, 1}}, got values {bad}")
     return out.to(dtype if dtype is not None else torch.get_default_dtype())
 
 

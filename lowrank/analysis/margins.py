@@ -1,3 +1,149 @@
-"""Placeholder (core, issue 2)."""
+"""Geometric margins and the directions of linear separators."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from .._validation import (check_both_classes, check_matrix, check_same_length, check_vector,
+                           signed_labels)
+
+__all__ = ["geometric_margin", "SubspaceSplit", "subspace_split", "cosine", "angle_between"]
+
+
+def geometric_margin(w, b: float, X, y) -> float:
+    """Smallest signed distance of the examples to the hyperplane ``w . x + b = 0``.
+
+    ``min_i y_i (w . x_i + b) / ||w||_2``: positive when every example is on its own side,
+    negative when some example is misclassified.
+
+    Parameters
+    ----------
+    w : array-like, shape (d,)
+        Weights (non-zero).
+    b : float
+        Bias.
+    X : array-like, shape (n, d)
+    y : array-like, shape (n,)
+        Labels in {-1, +1} or {0, 1}.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        On bad shapes, NaN/inf, bad labels, or ``w = 0``.
+
+    Examples
+    --------
+    >>> geometric_margin([1.0, -2.0], -2.0, [[3.0, 1.0], [5.0, 1.0]], [-1, 1]) ** -2
+    5.000000000000001
+    """
+    X = check_matrix(X, "X", dtype=torch.float64)
+    w = check_vector(w, "w", dtype=torch.float64).to(X.device)
+    ys = signed_labels(y, "y", dtype=torch.float64).to(X.device)
+    check_same_length(X, ys, "X", "y")
+    if w.shape[0] != X.shape[1]:
+        raise ValueError(f"w must have length X.shape[1] = {X.shape[1]}, got {w.shape[0]}")
+    b = float(b)
+    if not math.isfinite(b):
+        raise ValueError(f"b must be finite, got {b}")
+    norm = torch.linalg.vector_norm(w)
+    if norm == 0:
+        raise ValueError("w must be non-zero: the margin of a zero weight vector is undefined")
+    return float((ys * (X @ w + b)).min() / norm)
+
+
+class SubspaceSplit(NamedTuple):
+    """A vector split into its part in a subspace and its part orthogonal to it."""
+
+    inside: torch.Tensor
+    orthogonal: torch.Tensor
+
+    @property
+    def orthogonal_fraction(self) -> float:
+        """``||orthogonal|| / ||inside + orthogonal||`` (0 = fully inside)."""
+        total = torch.linalg.vector_norm(self.inside + self.orthogonal)
+        return float(torch.linalg.vector_norm(self.orthogonal) / total) if total > 0 else 0.0
+
+
+def subspace_split(w, basis) -> SubspaceSplit:
+    """Split ``w`` into its projection on ``span(basis)`` and the orthogonal rest.
+
+    Parameters
+    ----------
+    w : array-like, shape (d,)
+    basis : array-like, shape (d, k)
+        Columns spanning the subspace (need not be orthonormal).
+
+    Returns
+    -------
+    SubspaceSplit
+        ``inside + orthogonal == w``.
+
+    Examples
+    --------
+    >>> s = subspace_split([1.0, -2.0], [[1.0], [0.0]])
+    >>> s.inside.tolist(), s.orthogonal.tolist()
+    ([1.0, 0.0], [0.0, -2.0])
+    """
+    w = check_vector(w, "w", dtype=torch.float64)
+    B = check_matrix(basis, "basis", dtype=torch.float64).to(w.device)
+    if B.shape[0] != w.shape[0]:
+        raise ValueError(f"basis must have shape (len(w)={w.shape[0]}, k), got {tuple(B.shape)}")
+    Q, _ = torch.linalg.qr(B)
+    inside = Q @ (Q.T @ w)
+    return SubspaceSplit(inside=inside, orthogonal=w - inside)
+
+
+def cosine(u, v) -> float:
+    """Cosine of the angle between two non-zero vectors.
+
+    Examples
+    --------
+    >>> cosine([1.0, 0.0], [1.0, 1.0])  # doctest: +ELLIPSIS
+    0.7071067811865...
+    """
+    u = check_vector(u, "u", dtype=torch.float64)
+    v = check_vector(v, "v", dtype=torch.float64).to(u.device)
+    if u.shape != v.shape:
+        raise ValueError(f"u and v must have the same length, got {u.shape[0]} and {v.shape[0]}")
+    nu, nv = torch.linalg.vector_norm(u), torch.linalg.vector_norm(v)
+    if nu == 0 or nv == 0:
+        raise ValueError("u and v must be non-zero vectors")
+    return float(torch.clamp((u @ v) / (nu * nv), -1.0, 1.0))
+
+
+def angle_between(u, v, degrees: bool = False) -> float:
+    """Angle between two non-zero vectors, computed stably with ``atan2``.
+
+    Parameters
+    ----------
+    u, v : array-like, shape (d,)
+    degrees : bool, default False
+        Return degrees instead of radians.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(angle_between([1.0, 0.0], [0.0, 2.0], degrees=True), 12)
+    90.0
+    """
+    u = check_vector(u, "u", dtype=torch.float64)
+    v = check_vector(v, "v", dtype=torch.float64).to(u.device)
+    if u.shape != v.shape:
+        raise ValueError(f"u and v must have the same length, got {u.shape[0]} and {v.shape[0]}")
+    nu, nv = torch.linalg.vector_norm(u), torch.linalg.vector_norm(v)
+    if nu == 0 or nv == 0:
+        raise ValueError("u and v must be non-zero vectors")
+    a, b = u / nu, v / nv
+    # atan2(|a - b|, |a + b|) * 2 is accurate for tiny and near-pi angles alike
+    ang = 2.0 * math.atan2(float(torch.linalg.vector_norm(a - b)), float(torch.linalg.vector_norm(a + b)))
+    return math.degrees(ang) if degrees else ang

@@ -1,20 +1,270 @@
-"""Pairwise logistic loss over all (positive, negative) pairs.
+"""Fused pairwise logistic loss over all (positive, negative) pairs.
 
-PLACEHOLDER: naive broadcast until the fused kernel lands.
+Differential training minimises
+
+.. math::
+
+    L = \\sum_{i \\in P} \\sum_{j \\in N} \\mathrm{softplus}(-(s_i - s_j)),
+
+whose gradient is ``dL/ds_i = -sum_j sigmoid(s_j - s_i)`` and
+``dL/ds_j = +sum_i sigmoid(s_j - s_i)``. Written as a torch broadcast this
+materialises ``P x N`` matrices (16 GiB each at ``P = N = 65,536`` in float32).
+:func:`pairwise_logistic` computes the loss and both gradient sums tile by
+tile in O(P + N) memory:
+
+``"triton"``
+    A fused Triton kernel over 2-D tiles of pairs (CUDA tensors; CPU tensors
+    under ``TRITON_INTERPRET=1``, for testing). float16, bfloat16 and float32
+    inputs, float32 arithmetic and accumulation. No atomics: partial sums go to
+    per-program buffers reduced by torch, so the result is bit-deterministic for
+    a given device, dtype and tile configuration. See
+    :mod:`lowrank.kernels._triton`.
+``"torch"``
+    A chunked torch loop whose extra memory stays under ``max_memory_bytes``
+    (64 MiB by default): any device, any floating dtype (float64 in float64,
+    the others in float32).
+``"naive"``
+    The plain broadcast with torch autograd (reference and benchmark baseline).
+``"auto"``
+    ``"triton"`` for CUDA tensors of dtype float16, bfloat16 or float32 when
+    triton imports, ``"torch"`` otherwise.
+
+The ``"triton"`` and ``"torch"`` backends share one :class:`torch.autograd.Function`
+(:class:`PairwiseLogisticFunction`): the forward pass computes the loss and, if
+an input requires grad, both gradient sums in the same pass; only those O(P + N)
+sums are saved for the backward pass, which scales them by ``grad_output``.
+
+Benchmarks (not collected by the default test command)::
+
+    python -m pytest tests/benchmarks --benchmark-only -o addopts="" \\
+        --benchmark-json=figures/kernel_benchmark.json
+    python studies/kernel_benchmark.py --input figures/kernel_benchmark.json
+
+See ``docs/benchmarks.md`` for the measured numbers.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+import functools
 
-__all__ = ["pairwise_logistic"]
+import torch
+from torch.autograd.function import once_differentiable
+
+from .._validation import check_vector
+from ._torch_chunked import (
+    DEFAULT_MAX_MEMORY_BYTES,
+    pairwise_logistic_naive,
+    pairwise_logistic_sums_chunked,
+)
+
+__all__ = [
+    "pairwise_logistic",
+    "PairwiseLogisticFunction",
+    "resolve_backend",
+    "triton_available",
+    "BACKENDS",
+    "REDUCTIONS",
+    "SUPPORTED_DTYPES",
+    "TRITON_DTYPES",
+    "DEFAULT_MAX_MEMORY_BYTES",
+]
+
+BACKENDS = ("auto", "triton", "torch", "naive")
+REDUCTIONS = ("sum", "mean")
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _triton_import_error() -> str | None:
+    try:
+        from . import _triton  # noqa: F401
+    except Exception as err:  # ImportError, or a triton install that fails to initialise
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def triton_available() -> bool:
+    """Whether the Triton backend can be imported (``triton`` installed and working).
+
+    Returns
+    -------
+    bool
+        True when :mod:`lowrank.kernels._triton` imports.
+
+    Examples
+    --------
+    >>> isinstance(triton_available(), bool)
+    True
+    """
+    return _triton_import_error() is None
+
+
+def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype) -> str:
+    """The concrete backend that :func:`pairwise_logistic` uses for ``backend``.
+
+    Parameters
+    ----------
+    backend : {"auto", "triton", "torch", "naive"}
+        Requested backend.
+    device : torch.device or str
+        Device of the scores.
+    dtype : torch.dtype
+        Dtype of the scores.
+
+    Returns
+    -------
+    str
+        ``"triton"``, ``"torch"`` or ``"naive"``: ``"auto"`` becomes ``"triton"``
+        for CUDA tensors of a dtype in :data:`TRITON_DTYPES` when triton imports,
+        and ``"torch"`` otherwise; the other names are returned unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``backend`` is not one of :data:`BACKENDS`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> resolve_backend("auto", "cpu", torch.float32)
+    'torch'
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    if torch.device(device).type == "cuda" and dtype in TRITON_DTYPES and triton_available():
+        return "triton"
+    return "torch"
+
+
+def _sums(pos: torch.Tensor, neg: torch.Tensor, backend: str, need_grad: bool,
+          max_memory_bytes: int):
+    if backend == "triton":
+        from . import _triton
+
+        return _triton.pairwise_logistic_sums(pos, neg, need_grad)
+    return pairwise_logistic_sums_chunked(pos, neg, need_grad, max_memory_bytes)
+
+
+class PairwiseLogisticFunction(torch.autograd.Function):
+    """Autograd function of the pairwise logistic loss (``"triton"`` / ``"torch"`` backends).
+
+    ``apply(pos, neg, mean, backend, max_memory_bytes)`` with validated inputs;
+    use :func:`pairwise_logistic` instead. The forward pass computes the loss
+    and, when an input requires grad, the gradient sums
+    ``-sum_j sigmoid(s_j - s_i)`` and ``+sum_i sigmoid(s_j - s_i)``; only these
+    O(P + N) vectors are saved. Differentiable once (no double backward).
+    """
+
+    @staticmethod
+    def forward(ctx, pos: torch.Tensor, neg: torch.Tensor, mean: bool, backend: str,
+                max_memory_bytes: int) -> torch.Tensor:
+        need_grad = bool(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
+        loss, row, col = _sums(pos, neg, backend, need_grad, max_memory_bytes)
+        scale = 1.0 / (pos.shape[0] * neg.shape[0]) if mean else 1.0
+        if need_grad:
+            ctx.save_for_backward(row.mul_(-scale), col.mul_(scale))
+            ctx.in_dtypes = (pos.dtype, neg.dtype)
+        return (loss * scale).to(pos.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: torch.Tensor):
+        grad_pos, grad_neg = ctx.saved_tensors
+        g = grad_output.to(grad_pos.dtype)
+        out_pos = (grad_pos * g).to(ctx.in_dtypes[0]) if ctx.needs_input_grad[0] else None
+        out_neg = (grad_neg * g).to(ctx.in_dtypes[1]) if ctx.needs_input_grad[1] else None
+        return out_pos, out_neg, None, None, None
+
+
+def _check_inputs(pos_scores, neg_scores) -> tuple[torch.Tensor, torch.Tensor]:
+    pos = check_vector(pos_scores, "pos_scores")
+    neg = check_vector(neg_scores, "neg_scores")
+    for t, name in ((pos, "pos_scores"), (neg, "neg_scores")):
+        if t.dtype not in SUPPORTED_DTYPES:
+            raise ValueError(f"{name} must have a dtype in {SUPPORTED_DTYPES}, got {t.dtype}")
+    if pos.dtype != neg.dtype:
+        raise ValueError(f"pos_scores and neg_scores must have the same dtype, "
+                         f"got {pos.dtype} and {neg.dtype}")
+    if pos.device != neg.device:
+        raise ValueError(f"pos_scores and neg_scores must be on the same device, "
+                         f"got {pos.device} and {neg.device}")
+    return pos, neg
 
 
 def pairwise_logistic(pos_scores: torch.Tensor, neg_scores: torch.Tensor, reduction: str = "sum",
-                      backend: str = "auto") -> torch.Tensor:
-    diff = pos_scores[:, None] - neg_scores[None, :]
-    loss = F.softplus(-diff).sum()
-    if reduction == "mean":
-        loss = loss / (pos_scores.shape[0] * neg_scores.shape[0])
-    return loss
+                      backend: str = "auto", *,
+                      max_memory_bytes: int | None = None) -> torch.Tensor:
+    """Logistic loss summed (or averaged) over every (positive, negative) pair.
+
+    ``L = sum_i sum_j softplus(-(s_i - s_j))`` over the ``P`` positive scores
+    ``s_i`` and the ``N`` negative scores ``s_j``, computed stably and, except
+    for ``backend="naive"``, without materialising the ``P x N`` pairs.
+
+    Parameters
+    ----------
+    pos_scores : torch.Tensor, shape (P,)
+        Scores of the positive examples, ``P >= 1``.
+    neg_scores : torch.Tensor, shape (N,)
+        Scores of the negative examples, ``N >= 1``; same dtype and device as
+        ``pos_scores``.
+    reduction : {"sum", "mean"}, default "sum"
+        Sum over the ``P * N`` pairs, or that sum divided by ``P * N``.
+    backend : {"auto", "triton", "torch", "naive"}, default "auto"
+        See the module docstring and :func:`resolve_backend`.
+    max_memory_bytes : int, optional
+        Bound on the extra memory of the ``"torch"`` backend (default 64 MiB);
+        ignored by the other backends.
+
+    Returns
+    -------
+    torch.Tensor
+        0-d tensor of the input dtype, differentiable with respect to both
+        inputs (once). In float16 a ``"sum"`` above 65504 overflows to inf, as
+        any float16 result would; use ``"mean"`` or a wider dtype.
+
+    Raises
+    ------
+    ValueError
+        If a score tensor is not 1-D, is empty, holds NaN or inf, or has an
+        unsupported dtype; if the two differ in dtype or device; if
+        ``reduction``, ``backend`` or ``max_memory_bytes`` is invalid; if
+        ``backend="triton"`` gets float64 or CPU tensors without
+        ``TRITON_INTERPRET=1``.
+    RuntimeError
+        If ``backend="triton"`` but triton cannot be imported.
+
+    Examples
+    --------
+    >>> import torch
+    >>> pos = torch.tensor([2.0, 1.0], requires_grad=True)
+    >>> neg = torch.tensor([0.0], requires_grad=True)
+    >>> loss = pairwise_logistic(pos, neg)  # softplus(-2) + softplus(-1)
+    >>> round(loss.item(), 6)
+    0.44019
+    >>> loss.backward()
+    >>> [round(g, 4) for g in pos.grad.tolist()], round(neg.grad.item(), 4)
+    ([-0.1192, -0.2689], 0.3881)
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if max_memory_bytes is None:
+        max_memory_bytes = DEFAULT_MAX_MEMORY_BYTES
+    elif isinstance(max_memory_bytes, bool) or not isinstance(max_memory_bytes, int) \
+            or max_memory_bytes <= 0:
+        raise ValueError(f"max_memory_bytes must be a positive int, got {max_memory_bytes!r}")
+    pos, neg = _check_inputs(pos_scores, neg_scores)
+    chosen = resolve_backend(backend, pos.device, pos.dtype)
+    if chosen == "naive":
+        return pairwise_logistic_naive(pos, neg, reduction)
+    if chosen == "triton":
+        err = _triton_import_error()
+        if err is not None:
+            raise RuntimeError(f"backend='triton' needs a working triton install "
+                               f"(pip install 'lowrank[triton]'): {err}")
+    return PairwiseLogisticFunction.apply(pos, neg, reduction == "mean", chosen,
+                                          int(max_memory_bytes))

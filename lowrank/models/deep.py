@@ -1,3 +1,157 @@
-"""Placeholder: filled in by the image-data work (issue 5)."""
+"""Small deep one-score classifiers that expose their penultimate features.
 
-__all__: list[str] = []
+Each model is ``score(x) = head(features(x))`` where ``features`` maps an image
+batch to an (n, k) matrix of penultimate features and ``head`` is an
+``nn.Linear(k, 1)``: the score is a linear function of the features, so the
+paper's analysis of linear models on low-rank data applies to the last layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["OneScoreNet", "SmallCNN", "MLP", "build_model", "DEEP_MODELS"]
+
+
+class OneScoreNet(nn.Module):
+    """Base class: ``forward(x)`` gives scores of shape (n,), ``features(x)`` shape (n, k).
+
+    Subclasses set ``self.body`` (images -> features) and ``self.head`` (``nn.Linear(k, 1)``).
+    """
+
+    body: nn.Module
+    head: nn.Linear
+
+    @property
+    def feature_dim(self) -> int:
+        """Number of penultimate features ``k``."""
+        return int(self.head.in_features)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features, shape (n, k)."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        """Scores ``head(features(x))`` of shape (n,); with ``return_features`` also the features."""
+        f = self.body(x)
+        s = self.head(f)[:, 0]
+        return (s, f) if return_features else s
+
+
+class SmallCNN(OneScoreNet):
+    """Two conv blocks (conv-ReLU-maxpool) and one hidden dense layer.
+
+    Parameters
+    ----------
+    in_channels : int
+        1 for Fashion-MNIST, 3 for CIFAR-10.
+    image_size : int
+        Height = width of the input (28 or 32); must be divisible by 4.
+    width : int
+        Channels of the first conv layer (the second has ``2 * width``).
+    feature_dim : int
+        Penultimate feature dimension ``k``.
+
+    Examples
+    --------
+    >>> m = SmallCNN(1, 28, width=8, feature_dim=16)
+    >>> m(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2])
+    >>> m.features(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 16])
+    """
+
+    def __init__(self, in_channels: int = 3, image_size: int = 32, width: int = 16,
+                 feature_dim: int = 64) -> None:
+        super().__init__()
+        if image_size % 4:
+            raise ValueError(f"image_size must be divisible by 4, got {image_size}")
+        if min(in_channels, width, feature_dim) < 1:
+            raise ValueError("in_channels, width and feature_dim must be positive")
+        side = image_size // 4
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(2 * width * side * side, feature_dim), nn.ReLU(),
+        )
+        self.head = nn.Linear(feature_dim, 1)
+
+
+class MLP(OneScoreNet):
+    """Fully connected ReLU network on flattened images.
+
+    Parameters
+    ----------
+    in_features : int
+        Flattened input size (784 for Fashion-MNIST, 3072 for CIFAR-10).
+    hidden : sequence of int
+        Widths of the hidden layers; the last is the feature dimension ``k``.
+
+    Examples
+    --------
+    >>> m = MLP(784, (32, 16))
+    >>> m(torch.zeros(3, 1, 28, 28)).shape, m.feature_dim
+    (torch.Size([3]), 16)
+    """
+
+    def __init__(self, in_features: int, hidden: Sequence[int] = (256, 64)) -> None:
+        super().__init__()
+        if len(hidden) == 0 or min(hidden) < 1:
+            raise ValueError(f"hidden must be a non-empty sequence of positive widths, got {hidden}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        prev = in_features
+        for h in hidden:
+            layers += [nn.Linear(prev, h), nn.ReLU()]
+            prev = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(prev, 1)
+
+
+DEEP_MODELS = ("cnn", "mlp")
+
+
+def build_model(name: str, input_shape: Sequence[int], width: int = 16, feature_dim: int = 64,
+                hidden: Sequence[int] | None = None) -> OneScoreNet:
+    """Build a model by name for images of shape ``(C, H, W)``.
+
+    Parameters
+    ----------
+    name : {"cnn", "mlp"}
+        :class:`SmallCNN` or :class:`MLP`.
+    input_shape : (C, H, W)
+        Image shape.
+    width : int
+        CNN width.
+    feature_dim : int
+        Penultimate feature dimension (CNN; for the MLP when ``hidden`` is None,
+        ``hidden = (4 * feature_dim, feature_dim)``).
+    hidden : sequence of int, optional
+        MLP hidden widths.
+
+    Returns
+    -------
+    OneScoreNet
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a bad shape.
+
+    Examples
+    --------
+    >>> build_model("mlp", (1, 28, 28), feature_dim=8).feature_dim
+    8
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
+    c, h, w = (int(v) for v in input_shape)
+    if name == "cnn":
+        if h != w:
+            raise ValueError(f"the CNN needs square images, got {h}x{w}")
+        return SmallCNN(c, h, width=width, feature_dim=feature_dim)
+    if name == "mlp":
+        return MLP(c * h * w, tuple(hidden) if hidden else (4 * feature_dim, feature_dim))
+    raise ValueError(f"name must be one of {DEEP_MODELS}, got {name!r}")

@@ -1,0 +1,123 @@
+"""Gradient descent on the linear model: the paper example, gradients, the bias rule."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lowrank.data import affine_subspace_data, line_pair
+from lowrank.losses import cross_entropy_loss, differential_loss
+from lowrank.theory import cross_entropy_limit, max_margin_separator
+from lowrank.train import calibrate_bias, fit_linear, log_spaced_steps, midpoint_bias
+from lowrank.train.linear import _LinearObjective
+
+
+def test_paper_example_cross_entropy_margin():
+    d = line_pair()
+    fit = fit_linear(d.X, d.y, loss="cross_entropy", steps=20_000, lr=0.5, init="zeros", record=40)
+    assert 0.43 <= fit.margin <= 1 / math.sqrt(5)
+    steps = np.array(fit.history["step"])
+    m = np.array(fit.history["margin"])[steps >= 100]
+    assert np.all(np.diff(m) >= 0)
+    assert fit.history["step"][-1] == 20_000
+
+
+def test_paper_example_differential_margin():
+    d = line_pair()
+    fit = fit_linear(d.X, d.y, loss="differential", steps=2_000, lr=0.5)
+    assert fit.margin >= 0.999
+    assert fit.b == pytest.approx(-4.0 * float(fit.w[0]), rel=1e-12)  # boundary at x1 = 4
+    assert float(fit.w[1]) == 0.0  # the weights never leave the data's span
+
+
+@pytest.mark.parametrize("loss,pair_loss", [("cross_entropy", "logistic"),
+                                            ("differential", "logistic"),
+                                            ("differential", "exponential")])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_manual_gradient_equals_autograd(loss, pair_loss, reduction):
+    d = affine_subspace_data(7, dim=5, rank=2, offset=2.0, gap=0.5, seed=1)
+    obj = _LinearObjective(d.X, d.y, loss, pair_loss, reduction)
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=5) * 0.3, 0.7
+    gw, gb = obj.grad(w, b)
+    wt = torch.tensor(w, requires_grad=True)
+    bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    s = d.X @ wt + bt
+    val = (cross_entropy_loss(s, d.y, reduction) if loss == "cross_entropy"
+           else differential_loss(s, d.y, pair_loss=pair_loss, reduction=reduction))
+    val.backward()
+    np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-11, atol=1e-13)
+    assert gb == pytest.approx(float(bt.grad), abs=1e-13)
+    assert obj.value(w, b) == pytest.approx(float(val.detach()), rel=1e-13)
+
+
+def test_dense_and_kernel_differential_gradients_agree(monkeypatch):
+    d = affine_subspace_data(30, dim=6, rank=2, offset=1.0, gap=0.5, seed=2)
+    w = np.linspace(-1, 1, 6)
+    dense = _LinearObjective(d.X, d.y, "differential", "logistic", "mean").grad(w, 0.0)[0]
+    monkeypatch.setattr(_LinearObjective, "MAX_DENSE_PAIRS", 0)
+    chunked = _LinearObjective(d.X, d.y, "differential", "logistic", "mean").grad(w, 0.0)[0]
+    np.testing.assert_allclose(dense, chunked, rtol=1e-12, atol=1e-14)
+
+
+def test_differential_reaches_optimal_margin_in_subspace():
+    d = affine_subspace_data(15, dim=10, rank=3, offset=4.0, gap=1.0, seed=5, spread=0.5)
+    opt = max_margin_separator(d.X, d.y)
+    fit = fit_linear(d.X, d.y, loss="differential", steps=20_000, lr=1.0, reference=opt.w)
+    assert fit.history["cosine"][-1] > 0.99
+    assert fit.margin <= opt.margin + 1e-9
+    margins = np.array(fit.history["margin"][1:])
+    assert np.all(np.diff(margins) > 0) and margins[-1] > 0.85 * opt.margin  # slow, log-rate
+    # the weights stay in the span of the data's directions: no normal component
+    assert abs(float(fit.w @ d.normal)) < 1e-10 * float(torch.linalg.vector_norm(fit.w))
+
+
+def test_cross_entropy_heads_to_augmented_svm():
+    d = affine_subspace_data(10, dim=6, rank=2, offset=3.0, gap=1.0, seed=9, spread=0.5)
+    ce = cross_entropy_limit(d.X, d.y)
+    fit = fit_linear(d.X, d.y, loss="cross_entropy", steps=30_000, lr=0.05, reference=ce.w)
+    cos = np.array(fit.history["cosine"])
+    assert cos[-1] > 0.99 and cos[-1] > cos[len(cos) // 2]
+    assert fit.margin <= ce.margin + 1e-9
+
+
+def test_random_init_orthogonal_component_is_frozen():
+    d = affine_subspace_data(10, dim=6, rank=2, offset=0.0, gap=1.0, center=0.0, seed=3)
+    span = torch.cat([d.basis, d.normal[:, None]], dim=1)  # data span incl. bias-free offset dir
+    fit0 = fit_linear(d.X, d.y, loss="differential", steps=0, init="random", seed=1)
+    fit = fit_linear(d.X, d.y, loss="differential", steps=500, lr=0.5, init="random", seed=1)
+    Q, _ = torch.linalg.qr(span)
+    orth0 = fit0.w - Q @ (Q.T @ fit0.w)
+    orth1 = fit.w - Q @ (Q.T @ fit.w)
+    torch.testing.assert_close(orth0, orth1, rtol=0, atol=1e-12)
+    assert float(torch.linalg.vector_norm(orth0)) > 0.1
+
+
+def test_bias_rule():
+    assert midpoint_bias([3.0, 5.0, 10.0, -2.0], [-1, 1, 1, -1]) == -4.0
+    assert calibrate_bias([1.0, 0.0], [[3.0, 1.0], [5.0, 1.0]], [0, 1]) == -4.0
+    with pytest.raises(ValueError, match="w must have length"):
+        calibrate_bias([1.0], [[3.0, 1.0]], [1])
+    with pytest.raises(ValueError, match="both classes"):
+        midpoint_bias([1.0, 2.0], [1, 1])
+
+
+def test_log_spaced_steps():
+    assert log_spaced_steps(1000, 4) == [1, 10, 100, 1000]
+    assert log_spaced_steps(0, 5) == []
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(loss="hinge"), "loss must be one of"),
+    (dict(init="ones"), "init must be"),
+    (dict(lr=-1.0), "lr must be positive"),
+    (dict(steps=-3), "steps must be"),
+    (dict(y=[1, 1]), "both classes"),
+    (dict(X=[[3.0, float("inf")], [5.0, 1.0]]), "X must be finite"),
+    (dict(reference=[1.0]), "reference must have shape"),
+])
+def test_fit_linear_bad_arguments(kwargs, match):
+    args = dict(X=[[3.0, 1.0], [5.0, 1.0]], y=[-1, 1], steps=3) | kwargs
+    with pytest.raises(ValueError, match=match):
+        fit_linear(**args)
