@@ -9,8 +9,13 @@ import sympy as sp
 import torch
 
 from lowrank.data import affine_subspace_data, line_pair
-from lowrank.theory import (NotSeparableError, cross_entropy_limit, line_pair_margins,
-                            max_margin_separator, two_point_margins)
+from lowrank.theory import (
+    NotSeparableError,
+    cross_entropy_limit,
+    line_pair_margins,
+    max_margin_separator,
+    two_point_margins,
+)
 
 
 def test_paper_example_margins_match_closed_form():

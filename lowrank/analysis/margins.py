@@ -7,8 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from .._validation import (check_both_classes, check_matrix, check_same_length, check_vector,
-                           signed_labels)
+from .._validation import check_matrix, check_same_length, check_vector, signed_labels
 
 __all__ = ["geometric_margin", "SubspaceSplit", "subspace_split", "cosine", "angle_between"]
 

@@ -17,7 +17,7 @@ the input-space margin is ``1 / ||w||`` in both cases.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -86,7 +86,7 @@ def _augmented_svm_two_points(p: sp.Matrix, q: sp.Matrix) -> tuple[sp.Matrix, sp
     return v[:-1, :], v[-1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def line_pair_margins() -> ClosedFormMargins:
     """Margins for ``(a, c) -> -1`` and ``(a + 2g, c) -> +1`` (``g > 0``).
 
@@ -113,7 +113,7 @@ def line_pair_margins() -> ClosedFormMargins:
                              cross_entropy_w=w, cross_entropy_b=b)
 
 
-@lru_cache(maxsize=None)
+@cache
 def two_point_margins() -> ClosedFormMargins:
     """Margins for any two points ``p = (p1, p2) -> -1`` and ``q = (q1, q2) -> +1``.
 
