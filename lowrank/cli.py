@@ -26,6 +26,16 @@ def study_parser(description: str, data: bool = False) -> argparse.ArgumentParse
         What the study shows (printed by ``--help``).
     data : bool, default False
         Add ``--data-dir`` for studies that read a dataset from disk.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> args = study_parser("demo").parse_args(["--quick", "--seed", "3"])
+    >>> args.quick, args.seed, args.quiet
+    (True, 3, False)
     """
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -43,10 +53,24 @@ def study_parser(description: str, data: bool = False) -> argparse.ArgumentParse
 def data_dir_from(arg: os.PathLike | str | None) -> Path:
     """Resolve the dataset directory from ``--data-dir`` or ``$LOWRANK_DATA``.
 
+    Parameters
+    ----------
+    arg : path-like or None
+        The value of ``--data-dir``; takes precedence over the environment.
+
+    Returns
+    -------
+    pathlib.Path
+
     Raises
     ------
     ValueError
         If neither is given.
+
+    Examples
+    --------
+    >>> data_dir_from("/data/cifar").as_posix()
+    '/data/cifar'
     """
     if arg is not None:
         return Path(arg)

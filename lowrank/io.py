@@ -22,7 +22,27 @@ __all__ = ["atomic_write_bytes", "save_json", "load_json", "save_csv", "save_tor
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination; missing parent directories are created.
+    data : bytes
+        The file's content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``. On any error the temporary file is removed and ``path`` is untouched.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = atomic_write_bytes(pathlib.Path(tempfile.mkdtemp()) / "a.txt", b"hi")
+    >>> p.read_bytes()
+    b'hi'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -58,19 +78,77 @@ def _to_jsonable(obj: Any) -> Any:
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Save ``obj`` as indented JSON, atomically. Tensors and arrays become lists."""
+    """Save ``obj`` as indented JSON, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file.
+    obj : object
+        Nested dicts/lists of numbers and strings; tensors and arrays become lists,
+        NaN becomes ``null`` and infinities the strings ``"inf"``/``"-inf"``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch
+    >>> p = save_json(pathlib.Path(tempfile.mkdtemp()) / "r.json", {"w": torch.tensor([1.0, 2.0])})
+    >>> load_json(p)
+    {'w': [1.0, 2.0]}
+    """
     text = json.dumps(_to_jsonable(obj), indent=2, sort_keys=False)
     return atomic_write_bytes(path, (text + "\n").encode())
 
 
 def load_json(path: str | os.PathLike) -> Any:
-    """Load a JSON file written by :func:`save_json`."""
+    """Load a JSON file written by :func:`save_json`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The JSON file.
+
+    Returns
+    -------
+    object
+        The decoded content.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> load_json(save_json(pathlib.Path(tempfile.mkdtemp()) / "r.json", [1, 2]))
+    [1, 2]
+    """
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
 
 
 def save_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Save a list of flat dicts as CSV (header from the union of keys, in order), atomically."""
+    """Save a list of flat dicts as CSV, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file.
+    rows : iterable of mapping
+        One dict per row; the header is the union of the keys, in first-seen order.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = save_csv(pathlib.Path(tempfile.mkdtemp()) / "r.csv", [{"k": 1, "m": 0.5}, {"k": 2}])
+    >>> p.read_text().splitlines()
+    ['k,m', '1,0.5', '2,']
+    """
     rows = [dict(_to_jsonable(r)) for r in rows]
     fields: list[str] = []
     for r in rows:
@@ -85,7 +163,27 @@ def save_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """Save ``obj`` with :func:`torch.save`, atomically (for checkpoints)."""
+    """Save ``obj`` with :func:`torch.save`, atomically (for checkpoints).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file.
+    obj : object
+        Anything :func:`torch.save` accepts (state dicts, RNG states, ...).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch
+    >>> p = save_torch(pathlib.Path(tempfile.mkdtemp()) / "c.pt", {"w": torch.ones(2)})
+    >>> load_torch(p)["w"].tolist()
+    [1.0, 1.0]
+    """
     import io as _io
 
     buf = _io.BytesIO()
@@ -94,5 +192,22 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def load_torch(path: str | os.PathLike) -> Any:
-    """Load a checkpoint written by :func:`save_torch` (CPU map location)."""
+    """Load a checkpoint written by :func:`save_torch` onto the CPU.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file (trusted: it is unpickled).
+
+    Returns
+    -------
+    object
+        The saved object.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> load_torch(save_torch(pathlib.Path(tempfile.mkdtemp()) / "c.pt", {"epoch": 3}))
+    {'epoch': 3}
+    """
     return torch.load(path, map_location="cpu", weights_only=False)

@@ -78,7 +78,7 @@ def cross_entropy_loss(scores: torch.Tensor, y, reduction: str = "mean") -> torc
     Examples
     --------
     >>> import torch
-    >>> float(cross_entropy_loss(torch.tensor([0.0]), [1]))  # log 2
+    >>> float(cross_entropy_loss(torch.tensor([0.0], dtype=torch.float64), [1]))  # log 2
     0.6931471805599453
     """
     _check_reduction(reduction)
@@ -136,7 +136,7 @@ def differential_loss(scores: torch.Tensor, y, pair_loss: str = "logistic",
     Examples
     --------
     >>> import torch
-    >>> s = torch.tensor([2.0, 0.0])
+    >>> s = torch.tensor([2.0, 0.0], dtype=torch.float64)
     >>> float(differential_loss(s, [1, -1], reduction="sum"))  # log(1 + e^-2)
     0.1269280110429725
     """
@@ -162,7 +162,7 @@ class CrossEntropyLoss(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> CrossEntropyLoss()(torch.tensor([0.0, 0.0]), [1, 0]).item()
+    >>> CrossEntropyLoss()(torch.tensor([0.0, 0.0], dtype=torch.float64), [1, 0]).item()
     0.6931471805599453
     """
 

@@ -39,8 +39,8 @@ def geometric_margin(w, b: float, X, y) -> float:
 
     Examples
     --------
-    >>> geometric_margin([1.0, -2.0], -2.0, [[3.0, 1.0], [5.0, 1.0]], [-1, 1]) ** -2
-    5.000000000000001
+    >>> round(geometric_margin([1.0, -2.0], -2.0, [[3.0, 1.0], [5.0, 1.0]], [-1, 1]) ** -2, 12)
+    5.0
     """
     X = check_matrix(X, "X", dtype=torch.float64)
     w = check_vector(w, "w", dtype=torch.float64).to(X.device)
@@ -58,7 +58,20 @@ def geometric_margin(w, b: float, X, y) -> float:
 
 
 class SubspaceSplit(NamedTuple):
-    """A vector split into its part in a subspace and its part orthogonal to it."""
+    """A vector split into its part in a subspace and its part orthogonal to it.
+
+    Attributes
+    ----------
+    inside : torch.Tensor
+        Orthogonal projection on the subspace.
+    orthogonal : torch.Tensor
+        The rest, orthogonal to the subspace.
+
+    Examples
+    --------
+    >>> subspace_split([3.0, 4.0], [[1.0], [0.0]]).orthogonal_fraction
+    0.8
+    """
 
     inside: torch.Tensor
     orthogonal: torch.Tensor
@@ -101,6 +114,20 @@ def subspace_split(w, basis) -> SubspaceSplit:
 
 def cosine(u, v) -> float:
     """Cosine of the angle between two non-zero vectors.
+
+    Parameters
+    ----------
+    u, v : array-like, shape (d,)
+
+    Returns
+    -------
+    float
+        In [-1, 1].
+
+    Raises
+    ------
+    ValueError
+        If a vector is zero, not finite, or the lengths differ.
 
     Examples
     --------

@@ -46,7 +46,7 @@ class LowRankData:
         The class midpoint, a point of the subspace.
     normal : torch.Tensor, shape (dim,)
         Unit vector orthogonal to the subspace, pointing from the origin to the subspace
-        (zero when ``offset == 0``... still a valid unit vector, see ``offset``).
+        (an arbitrary such unit vector when ``offset == 0``).
     offset : float
         Distance of the affine subspace from the origin.
     center : float
@@ -57,6 +57,12 @@ class LowRankData:
         Standard deviation of the components orthogonal to the subspace.
     info : dict
         Generator parameters (seed, spread, ...), for saving beside results.
+
+    Examples
+    --------
+    >>> d = line_pair()
+    >>> d.direction.tolist(), d.foot.tolist(), d.offset
+    ([1.0, 0.0], [0.0, 1.0], 1.0)
     """
 
     X: torch.Tensor

@@ -49,6 +49,12 @@ class Separator:
         Primal minus dual objective of the QP at the returned point.
     polished : bool
         Whether the exact active-set refinement was accepted.
+
+    Examples
+    --------
+    >>> sep = max_margin_separator([[0.0, 0.0], [2.0, 0.0]], [-1, 1])
+    >>> [round(v, 12) for v in sep.direction.tolist()], round(sep.b, 12), sep.support.tolist()
+    ([1.0, 0.0], -1.0, [0, 1])
     """
 
     w: torch.Tensor

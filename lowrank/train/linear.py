@@ -40,10 +40,16 @@ class LinearFit:
     loss : str
         ``"cross_entropy"`` or ``"differential"``.
     history : dict of lists
-        ``step``, ``loss``, ``margin`` (geometric margin, -inf... negative while some point is
-        misclassified), ``w_norm`` and, when a reference direction was given, ``cosine``.
+        ``step``, ``loss``, ``margin`` (geometric margin; negative while some point is
+        misclassified; NaN while ``w = 0``), ``w_norm`` and, when a reference direction was given, ``cosine``.
     config : dict
         The arguments of the run.
+
+    Examples
+    --------
+    >>> fit = fit_linear([[3.0, 1.0], [5.0, 1.0]], [-1, 1], steps=10, lr=0.5, record=[5])
+    >>> fit.history["step"], fit.loss
+    ([0, 5, 10], 'cross_entropy')
     """
 
     w: torch.Tensor
@@ -60,6 +66,18 @@ class LinearFit:
 
 def log_spaced_steps(steps: int, n: int) -> list[int]:
     """About ``n`` distinct integers from 1 to ``steps``, spaced evenly in log scale.
+
+    Parameters
+    ----------
+    steps : int
+        Last step (included).
+    n : int
+        Number of points asked for (duplicates after rounding are merged).
+
+    Returns
+    -------
+    list of int
+        Increasing steps; empty if ``steps < 1``.
 
     Examples
     --------

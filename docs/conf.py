@@ -1,0 +1,72 @@
+"""Sphinx configuration for the lowrank documentation.
+
+Build with ``python -m sphinx -W -b html docs docs/_build/html`` from the repository root.
+The build needs no network: there is no intersphinx, and MathJax is loaded by the
+reader's browser.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DOCS / "_ext"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("LOWRANK_QUIET", "1")
+
+import lowrank  # noqa: E402
+
+project = "lowrank"
+author = "lowrank developers"
+copyright = "2025, lowrank developers"  # noqa: A001
+version = release = lowrank.__version__
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "lowrank_docs",  # docs/_ext/lowrank_docs.py: name resolution for re-exported API names
+    "gallery",  # docs/_ext/gallery.py: figures and their key numbers, read from figures/*.json
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**/.ipynb_checkpoints"]
+templates_path = ["_templates"]
+
+# -- MyST ---------------------------------------------------------------------------------
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+myst_dmath_double_inline = True
+
+# -- autodoc / autosummary / numpydoc ------------------------------------------------------
+autosummary_generate = True  # stubs go to docs/api/generated (gitignored), rebuilt every time
+autosummary_imported_members = False
+autosummary_ignore_module_all = False
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"  # the numpydoc sections carry the types
+autodoc_inherit_docstrings = False  # torch docstrings (forward, backward) hold refs into torch docs
+autodoc_default_options = {"show-inheritance": True}
+add_module_names = False
+
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_validation_checks: set[str] = set()
+numpydoc_xref_param_type = False
+
+# -- HTML ---------------------------------------------------------------------------------
+html_theme = "furo"
+html_title = f"lowrank {release}"
+html_static_path: list[str] = []
+html_theme_options = {
+    "navigation_with_keys": True,
+}
+pygments_style = "sphinx"
+pygments_dark_style = "monokai"
