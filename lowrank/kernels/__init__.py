@@ -37,8 +37,8 @@ sums are saved for the backward pass, which scales them by ``grad_output``.
 Benchmarks (not collected by the default test command)::
 
     python -m pytest tests/benchmarks --benchmark-only -o addopts="" \\
-        --benchmark-json=figures/kernel_benchmark.json
-    python studies/kernel_benchmark.py --input figures/kernel_benchmark.json
+        --benchmark-json=figures/kernel_benchmark.raw.json
+    python studies/kernel_benchmark.py --input figures/kernel_benchmark.raw.json --out figures
 
 See ``docs/benchmarks.md`` for the measured numbers.
 """
@@ -94,6 +94,7 @@ def triton_available() -> bool:
 
     Examples
     --------
+    >>> from lowrank.kernels import triton_available
     >>> isinstance(triton_available(), bool)
     True
     """
@@ -127,6 +128,7 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
     Examples
     --------
     >>> import torch
+    >>> from lowrank.kernels import resolve_backend
     >>> resolve_backend("auto", "cpu", torch.float32)
     'torch'
     """
@@ -161,6 +163,7 @@ class PairwiseLogisticFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pos: torch.Tensor, neg: torch.Tensor, mean: bool, backend: str,
                 max_memory_bytes: int) -> torch.Tensor:
+        """Loss of validated inputs; saves the scaled gradient sums when a grad is needed."""
         need_grad = bool(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
         loss, row, col = _sums(pos, neg, backend, need_grad, max_memory_bytes)
         scale = 1.0 / (pos.shape[0] * neg.shape[0]) if mean else 1.0
@@ -172,6 +175,7 @@ class PairwiseLogisticFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output: torch.Tensor):
+        """Saved gradient sums times ``grad_output``, in the inputs' dtypes."""
         grad_pos, grad_neg = ctx.saved_tensors
         g = grad_output.to(grad_pos.dtype)
         out_pos = (grad_pos * g).to(ctx.in_dtypes[0]) if ctx.needs_input_grad[0] else None
@@ -180,6 +184,14 @@ class PairwiseLogisticFunction(torch.autograd.Function):
 
 
 def _check_inputs(pos_scores, neg_scores) -> tuple[torch.Tensor, torch.Tensor]:
+    both = (pos_scores, "pos_scores"), (neg_scores, "neg_scores")
+    for t, name in both:  # before check_vector, which would cast complex and sync devices
+        if isinstance(t, torch.Tensor) and t.is_complex():
+            raise ValueError(f"{name} must have a dtype in {SUPPORTED_DTYPES}, got {t.dtype}")
+    if isinstance(pos_scores, torch.Tensor) and isinstance(neg_scores, torch.Tensor) \
+            and pos_scores.device != neg_scores.device:
+        raise ValueError(f"pos_scores and neg_scores must be on the same device, "
+                         f"got {pos_scores.device} and {neg_scores.device}")
     pos = check_vector(pos_scores, "pos_scores")
     neg = check_vector(neg_scores, "neg_scores")
     for t, name in ((pos, "pos_scores"), (neg, "neg_scores")):
@@ -239,6 +251,7 @@ def pairwise_logistic(pos_scores: torch.Tensor, neg_scores: torch.Tensor, reduct
     Examples
     --------
     >>> import torch
+    >>> from lowrank.kernels import pairwise_logistic
     >>> pos = torch.tensor([2.0, 1.0], requires_grad=True)
     >>> neg = torch.tensor([0.0], requires_grad=True)
     >>> loss = pairwise_logistic(pos, neg)  # softplus(-2) + softplus(-1)

@@ -26,9 +26,12 @@ __all__ = [
 
 #: Default bound on the extra memory of the chunked backend (64 MiB).
 DEFAULT_MAX_MEMORY_BYTES = 64 * 2**20
-#: Preferred number of pairs per block: large enough to amortise the per-op overhead
-#: and to use every intra-op thread, small enough to stay in the CPU caches.
-DEFAULT_BLOCK_ELEMENTS = 2**18
+#: Preferred number of pairs per block (16 MiB per float32 buffer, 32 MiB for both).
+#: Every block costs about six multi-threaded torch ops; on a CPU shared with other
+#: processes each parallel region can wait for a descheduled thread, so fewer, larger
+#: blocks are much faster there, while on an idle CPU the block size hardly matters
+#: between 2**18 and 2**22 (measured, docs/benchmarks.md).
+DEFAULT_BLOCK_ELEMENTS = 2**22
 #: Temporaries of one block: the differences and one reused output buffer.
 _N_BLOCK_BUFFERS = 2
 
@@ -66,10 +69,12 @@ def block_shape(P: int, N: int, dtype: torch.dtype,
 
     Examples
     --------
+    >>> import torch
+    >>> from lowrank.kernels._torch_chunked import block_shape
     >>> block_shape(4096, 4096, torch.float32)
-    (64, 4096)
-    >>> block_shape(10, 10**6, torch.float32, max_memory_bytes=2**25)
-    (1, 262144)
+    (1024, 4096)
+    >>> block_shape(10, 10**6, torch.float32, max_memory_bytes=2**25)  # budget-bound
+    (2, 1000000)
     """
     itemsize = torch.empty((), dtype=compute_dtype(dtype)).element_size()
     # cast inputs, float64 gradient accumulators, per-block row/column sums (generous)
@@ -106,7 +111,7 @@ def pairwise_logistic_sums_chunked(
         Also return ``row`` and ``col`` (skipping them saves one pass per block).
     max_memory_bytes : int, default 64 MiB
         Bound on the extra memory (block buffers and O(P + N) work vectors).
-    block_elements : int, default 2**18
+    block_elements : int, default 2**22
         Preferred number of pairs per block when the bound allows it.
 
     Returns
@@ -132,6 +137,7 @@ def pairwise_logistic_sums_chunked(
     Examples
     --------
     >>> import torch
+    >>> from lowrank.kernels._torch_chunked import pairwise_logistic_sums_chunked
     >>> loss, row, col = pairwise_logistic_sums_chunked(torch.tensor([0.0]), torch.tensor([0.0]))
     >>> round(float(loss), 6), float(row[0]), float(col[0])
     (0.693147, 0.5, 0.5)
@@ -161,7 +167,7 @@ def pairwise_logistic_sums_chunked(
             o = o_buf[: r * c].view(r, c)
             torch.sub(n_blk[None, :], p_blk[:, None], out=d)  # d_ij = s_j - s_i
             torch.logaddexp(d, zero, out=o)  # softplus(d) = max(d, 0) + log1p(exp(-|d|))
-            loss += o.sum(dtype=acc_dt)
+            loss += o.sum()  # pairwise sum in the compute dtype, accumulated in acc_dt
             if need_grad:
                 torch.sigmoid(d, out=o)
                 row[i0:i0 + r] += o.sum(1)
@@ -191,6 +197,7 @@ def pairwise_logistic_naive(pos: torch.Tensor, neg: torch.Tensor,
     Examples
     --------
     >>> import torch
+    >>> from lowrank.kernels._torch_chunked import pairwise_logistic_naive
     >>> round(float(pairwise_logistic_naive(torch.tensor([2.0]), torch.tensor([0.0]))), 6)
     0.126928
     """
