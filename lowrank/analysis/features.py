@@ -99,7 +99,7 @@ def energy_rank(s, energy: float = 0.99) -> int:
 
     Examples
     --------
-    >>> energy_rank([10.0, 1.0, 0.0], 0.99)
+    >>> energy_rank([10.0, 2.0, 0.0], 0.99)
     2
     >>> energy_rank([10.0, 0.5, 0.0], 0.99)
     1

@@ -3,8 +3,9 @@
 * :class:`TwoLogitAdapter` turns a model giving one score ``s`` per image into the
   two-logit model ``[-s/2, s/2]`` that attack libraries expect (class 1 <-> ``s > 0``,
   i.e. label +1; class 0 <-> label -1).
-* :func:`min_norm_perturbations` runs foolbox's Fast Minimum-Norm attack (FMN,
-  Pintor et al. 2021) in L2 or L-infinity and returns, per image, the norm of the
+* :func:`min_norm_perturbations` runs a foolbox minimum-norm attack -- by default
+  DDN (Rony et al. 2019) in L2 and the Fast Minimum-Norm attack (FMN, Pintor et
+  al. 2021) in L-infinity; FMN-L2 is available too -- and returns, per image, the norm of the
   smallest adversarial perturbation found, after an optional binary-search
   refinement along the found perturbation (the smallest ``t in [0, 1]`` with
   ``x + t * delta`` still adversarial). Conventions: ``0`` for images the model
@@ -101,10 +102,11 @@ def _refine(model, x, delta, cls, bounds, steps: int) -> torch.Tensor:
 
 
 def min_norm_perturbations(model: nn.Module, x: torch.Tensor, y, norm: str = "l2",
-                           steps: int = 200, batch_size: int = 500, refine_steps: int = 30,
-                           bounds: tuple[float, float] = (0.0, 1.0), max_stepsize: float | None = None,
-                           seed: int = 0, quiet: bool = True) -> torch.Tensor:
-    """Norm of the smallest adversarial perturbation that FMN finds for each image.
+                           method: str = "auto", steps: int = 100, batch_size: int = 500,
+                           refine_steps: int = 30, bounds: tuple[float, float] = (0.0, 1.0),
+                           max_stepsize: float | None = None, seed: int = 0,
+                           quiet: bool = True) -> torch.Tensor:
+    """Norm of the smallest adversarial perturbation a minimum-norm attack finds, per image.
 
     Parameters
     ----------
@@ -116,8 +118,12 @@ def min_norm_perturbations(model: nn.Module, x: torch.Tensor, y, norm: str = "l2
         True labels in {-1, +1} or {0, 1}.
     norm : {"l2", "linf"}
         Threat model.
+    method : {"auto", "ddn", "fmn"}
+        Attack: ``"auto"`` is DDN for L2 (on trained CNNs it found about 10% smaller
+        L2 perturbations than foolbox's FMN-L2 with default step sizes) and FMN for
+        L-infinity (DDN exists only in L2).
     steps : int
-        FMN iterations.
+        Attack iterations.
     batch_size : int
         Images per attack call.
     refine_steps : int
@@ -126,7 +132,7 @@ def min_norm_perturbations(model: nn.Module, x: torch.Tensor, y, norm: str = "l2
         Valid input range (perturbed images are clipped to it).
     max_stepsize : float, optional
         FMN's initial step size (foolbox default 1.0 for L2; for L-infinity we use
-        ``0.1 * (hi - lo)`` unless given).
+        ``0.1 * (hi - lo)`` unless given). For DDN it is the initial epsilon (default 1.0).
     seed : int
         Seeds torch's global generator before attacking (FMN is deterministic; kept
         for attacks with random starts).
@@ -159,6 +165,10 @@ def min_norm_perturbations(model: nn.Module, x: torch.Tensor, y, norm: str = "l2
     from ..progress import progress
 
     _check_norm(norm)
+    if method == "auto":
+        method = "ddn" if norm == "l2" else "fmn"
+    if method not in ("ddn", "fmn") or (method == "ddn" and norm != "l2"):
+        raise ValueError(f"method must be 'auto', 'fmn', or (for norm='l2') 'ddn'; got {method!r}")
     if len(x) != len(signed_labels(y, "y")):
         raise ValueError("x and y must have the same length")
     model.eval()
@@ -166,14 +176,16 @@ def min_norm_perturbations(model: nn.Module, x: torch.Tensor, y, norm: str = "l2
     adapter = TwoLogitAdapter(model).eval()
     fmodel = fb.PyTorchModel(adapter, bounds=bounds, device=x.device)
     width = bounds[1] - bounds[0]
-    if norm == "l2":
+    if method == "ddn":
+        attack = fb.attacks.DDNAttack(init_epsilon=max_stepsize or 1.0, steps=steps)
+    elif norm == "l2":
         attack = fb.attacks.L2FMNAttack(steps=steps, max_stepsize=max_stepsize or 1.0)
     else:
         attack = fb.attacks.LInfFMNAttack(steps=steps, max_stepsize=max_stepsize or 0.1 * width)
     torch.manual_seed(seed)
     out = torch.empty(len(x), dtype=torch.float64)
     starts = range(0, len(x), batch_size)
-    for i in progress(starts, desc=f"FMN {norm}", total=len(starts), quiet=quiet):
+    for i in progress(starts, desc=f"{method.upper()} {norm}", total=len(starts), quiet=quiet):
         xb, cb = x[i:i + batch_size], cls[i:i + batch_size]
         with torch.enable_grad():
             _, adv, _ = attack(fmodel, xb, cb, epsilons=None)
@@ -234,7 +246,7 @@ def pgd_success(model: nn.Module, x: torch.Tensor, y, eps: float, norm: str = "l
         Budget in the chosen norm.
     norm : {"l2", "linf"}
     steps : int
-        PGD iterations (foolbox's default relative step size, random start).
+        PGD iterations, with step size ``2.5 * eps / steps`` and a random start.
     batch_size : int
     bounds : (float, float)
     seed : int
@@ -260,7 +272,9 @@ def pgd_success(model: nn.Module, x: torch.Tensor, y, eps: float, norm: str = "l
     model.eval()
     cls = _class_labels(y, x.device)
     fmodel = fb.PyTorchModel(TwoLogitAdapter(model).eval(), bounds=bounds, device=x.device)
-    attack = (fb.attacks.L2PGD(steps=steps) if norm == "l2" else fb.attacks.LinfPGD(steps=steps))
+    rel = 2.5 / steps  # step = 2.5 eps / steps: enough travel to cross the eps-ball
+    attack = (fb.attacks.L2PGD(steps=steps, rel_stepsize=rel) if norm == "l2"
+              else fb.attacks.LinfPGD(steps=steps, rel_stepsize=rel))
     torch.manual_seed(seed)
     res = []
     for i in range(0, len(x), batch_size):
