@@ -1,0 +1,517 @@
+"""Shared logic of the synthetic studies in ``studies/``: measured vs predicted margins.
+
+Each study is a short composition of the calls below:
+
+* :func:`default_lr` picks a stable gradient-descent step size from the data;
+* :func:`predicted_margins` solves for the optimal (free-bias) SVM and the cross-entropy
+  limit (augmented-point SVM) exactly;
+* :func:`measure` trains by gradient descent and records the margin after several budgets;
+* :func:`margin_config` does all of it for one configuration (a picklable worker);
+* :class:`ResultCache` and :func:`run_configs` make long sweeps resumable and parallel;
+* :func:`study_arguments` adds ``--tiny``, ``--jobs``, ``--replot`` to the common CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .analysis.margins import subspace_split
+from .cli import study_parser
+from .data.synthetic import LowRankData, affine_subspace_data, line_pair
+from .io import load_json, save_json
+from .progress import progress
+from .theory.closed_form import line_pair_margins
+from .theory.svm import cross_entropy_limit, max_margin_separator
+from .train.linear import fit_linear
+
+__all__ = [
+    "default_lr",
+    "predicted_margins",
+    "measure",
+    "make_data",
+    "line_pair_ratio",
+    "margin_config",
+    "config_key",
+    "ResultCache",
+    "run_configs",
+    "study_arguments",
+    "flatten_record",
+    "span_complement",
+    "training_run",
+    "finite",
+]
+
+#: Step size as a fraction of the stability bound at the initial point (zeros):
+#: cross-entropy / logistic pair loss have Hessian ``G / 4`` there, so ``lr < 8 / lambda_max(G)``;
+#: we take half of it. The exponential pair loss has Hessian ``G``: ``lr < 2 / lambda_max(G)``.
+LR_FACTOR = {"cross_entropy": 4.0, "logistic": 4.0, "exponential": 1.0}
+
+
+def _numpy_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
+    Xn = torch.as_tensor(X, dtype=torch.float64).cpu().numpy()
+    yn = torch.as_tensor(y, dtype=torch.float64).cpu().numpy()
+    yn = np.where(yn > 0, 1.0, -1.0)
+    return Xn, yn
+
+
+def default_lr(X, y, loss: str = "cross_entropy", pair_loss: str = "logistic") -> float:
+    """A stable step size for mean-reduced full-batch gradient descent, read off the data.
+
+    Cross-entropy: ``4 / lambda_max(Z^T Z / n)`` with ``Z = [X, 1]`` the augmented points
+    (the Hessian at zero is ``Z^T Z / (4 n)``; ``4/lambda`` is half the stability bound).
+    Differential training: the same with the second moment of the pair differences,
+    ``G = mean_{i+, j-} (x_i - x_j)(x_i - x_j)^T`` (factor 1 instead of 4 for the
+    exponential pair loss). Later in training the Hessian only shrinks.
+
+    Parameters
+    ----------
+    X : array-like, shape (n, d)
+    y : array-like, shape (n,)
+        Labels in {-1, +1} (or {0, 1}).
+    loss : {"cross_entropy", "differential"}
+    pair_loss : {"logistic", "exponential"}
+        Pair loss of differential training.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(default_lr([[3.0, 1.0], [5.0, 1.0]], [-1, 1]), 4)
+    0.2117
+    """
+    Xn, yn = _numpy_xy(X, y)
+    if loss == "cross_entropy":
+        Z = np.hstack([Xn, np.ones((Xn.shape[0], 1))])
+        G = Z.T @ Z / Z.shape[0]
+        factor = LR_FACTOR["cross_entropy"]
+    elif loss == "differential":
+        P, Q = Xn[yn > 0], Xn[yn < 0]
+        mp, mq = P.mean(axis=0), Q.mean(axis=0)
+        G = P.T @ P / len(P) + Q.T @ Q / len(Q) - np.outer(mp, mq) - np.outer(mq, mp)
+        factor = LR_FACTOR[pair_loss]
+    else:
+        raise ValueError(f"loss must be 'cross_entropy' or 'differential', got {loss!r}")
+    lam = float(np.linalg.eigvalsh(G).max())
+    return factor / lam
+
+
+def predicted_margins(X, y, basis=None) -> dict[str, Any]:
+    """Exact margins of the optimal SVM and of the cross-entropy limit.
+
+    Parameters
+    ----------
+    X : array-like, shape (n, d)
+    y : array-like, shape (n,)
+    basis : array-like, shape (d, k), optional
+        Directions of the data's subspace; adds ``ce_limit_tilt``, the fraction of the
+        limit's weight vector orthogonal to it.
+
+    Returns
+    -------
+    dict
+        ``separable``, ``optimal_margin``, ``ce_limit_margin``, ``ratio_predicted``,
+        ``optimal_w``/``optimal_b``, ``ce_limit_w``/``ce_limit_b``, support sizes and duality
+        gaps. Margins are NaN when the data are not separable.
+    """
+    try:
+        opt = max_margin_separator(X, y)
+        ce = cross_entropy_limit(X, y)
+    except ValueError:
+        nan = float("nan")
+        return {"separable": False, "optimal_margin": nan, "ce_limit_margin": nan,
+                "ratio_predicted": nan}
+    out = {"separable": True, "optimal_margin": opt.margin, "ce_limit_margin": ce.margin,
+           "ratio_predicted": ce.margin / opt.margin,
+           "optimal_w": opt.w.tolist(), "optimal_b": opt.b,
+           "ce_limit_w": ce.w.tolist(), "ce_limit_b": ce.b,
+           "optimal_support": int(opt.support.numel()), "ce_limit_support": int(ce.support.numel()),
+           "optimal_duality_gap": opt.duality_gap, "ce_limit_duality_gap": ce.duality_gap}
+    if basis is not None:
+        out["ce_limit_tilt"] = subspace_split(ce.w, basis).orthogonal_fraction
+        out["optimal_tilt"] = subspace_split(opt.w, basis).orthogonal_fraction
+    return out
+
+
+def measure(X, y, loss: str, budgets: Sequence[int], lr: float | None = None,
+            init: str = "zeros", seed: int | None = None, reference=None,
+            pair_loss: str = "logistic", record: int | Sequence[int] | None = None,
+            quiet: bool = True) -> dict[str, Any]:
+    """Train by gradient descent once and read the margin after each budget ``T``.
+
+    Parameters
+    ----------
+    X, y : array-like
+        Data.
+    loss : {"cross_entropy", "differential"}
+    budgets : sequence of int
+        Step counts ``T`` at which to read the margin (the run lasts ``max(budgets)``).
+    lr : float, optional
+        Step size; default :func:`default_lr`.
+    init : {"zeros", "random"}
+    seed : int, optional
+        Seed of a random initialisation.
+    reference : array-like, shape (d,), optional
+        Direction to which the cosine is recorded.
+    pair_loss : {"logistic", "exponential"}
+    record : int or sequence of int, optional
+        Extra steps to record (e.g. log-spaced); the budgets are always recorded.
+    quiet : bool, default True
+        Hide the progress bar of the run.
+
+    Returns
+    -------
+    dict
+        ``loss``, ``lr``, ``init``, ``pair_loss``, ``budgets``, ``margin`` (at each budget),
+        ``history`` (the full recorded history), ``w``, ``b`` (final), ``seconds``.
+    """
+    budgets = sorted({int(t) for t in budgets})
+    if lr is None:
+        lr = default_lr(X, y, loss, pair_loss)
+    steps = budgets[-1]
+    rec: set[int] = set(budgets)
+    if isinstance(record, int):
+        from .train.linear import log_spaced_steps
+
+        rec.update(log_spaced_steps(steps, record))
+    elif record is not None:
+        rec.update(int(s) for s in record)
+    t0 = time.perf_counter()
+    fit = fit_linear(X, y, loss=loss, steps=steps, lr=lr, init=init, seed=seed,
+                     record=sorted(rec), reference=reference, pair_loss=pair_loss, quiet=quiet)
+    seconds = time.perf_counter() - t0
+    hist = fit.history
+    at = {s: i for i, s in enumerate(hist["step"])}
+    return {"loss": loss, "lr": float(lr), "init": init, "seed": seed, "pair_loss": pair_loss,
+            "budgets": budgets, "margin": [hist["margin"][at[t]] for t in budgets],
+            "history": hist, "w": fit.w.tolist(), "b": fit.b, "seconds": seconds}
+
+
+def make_data(cfg: Mapping[str, Any]) -> LowRankData:
+    """Build the data set of one configuration.
+
+    Parameters
+    ----------
+    cfg : mapping
+        ``kind="line_pair"`` with ``a, g, c``; or ``kind="subspace"`` with the arguments of
+        :func:`lowrank.data.synthetic.affine_subspace_data` (``n_per_class, dim, rank, offset,
+        gap`` and optionally ``noise, seed, center, spread``).
+
+    Returns
+    -------
+    LowRankData
+    """
+    if cfg["kind"] == "line_pair":
+        return line_pair(cfg["a"], cfg["g"], cfg["c"])
+    if cfg["kind"] == "subspace":
+        keys = ("noise", "seed", "center", "spread")
+        return affine_subspace_data(cfg["n_per_class"], cfg["dim"], cfg["rank"], cfg["offset"],
+                                    cfg["gap"], **{k: cfg[k] for k in keys if k in cfg})
+    raise ValueError(f"unknown data kind {cfg['kind']!r}")
+
+
+def line_pair_ratio(center: float, offset: float) -> float:
+    """Closed-form ratio (cross-entropy limit / optimal margin) of two points on a line.
+
+    For ``(a, c) -> -1`` and ``(a + 2g, c) -> +1`` the ratio depends only on the midpoint
+    ``m = a + g`` (here ``center``) and the height ``c`` (here ``offset``):
+    ``(c^2 + 1) / sqrt(c^2 m^2 + (c^2 + 1)^2)`` (evaluated from the sympy expression).
+
+    Examples
+    --------
+    >>> round(line_pair_ratio(4.0, 1.0) ** -2, 12)
+    5.0
+    """
+    return line_pair_margins().values(center - 1.0, 1.0, offset)["ratio"]
+
+
+def margin_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Measured and predicted margins of one configuration (a picklable worker).
+
+    Parameters
+    ----------
+    cfg : mapping
+        Data parameters (see :func:`make_data`) plus ``ce_steps`` (budgets of gradient
+        descent on cross-entropy), ``diff_steps`` (budgets of differential training) and
+        optionally ``pair_loss``.
+
+    Returns
+    -------
+    dict
+        The configuration, then the predictions of :func:`predicted_margins`, the closed-form
+        two-point ratio at the same centre and offset (``closed_form_ratio``; exact for
+        ``kind="line_pair"``, a reference curve otherwise), and for each loss its ``lr``,
+        margins and ratios (``ce_margin``, ``ce_ratio``, ``diff_margin``, ``diff_ratio``,
+        aligned with the budgets) and the tilt of the final weights out of the subspace.
+    """
+    t0 = time.perf_counter()
+    data = make_data(cfg)
+    out: dict[str, Any] = dict(cfg)
+    pred = predicted_margins(data.X, data.y, data.basis)
+    out.update({k: v for k, v in pred.items() if not k.endswith(("_w", "_b"))})
+    center = data.center if cfg["kind"] == "subspace" else cfg["a"] + cfg["g"]
+    out["closed_form_ratio"] = line_pair_ratio(center, data.offset)
+    if cfg["kind"] == "line_pair":
+        cf = line_pair_margins().values(cfg["a"], cfg["g"], cfg["c"])
+        out["closed_form_optimal_margin"] = cf["optimal_margin"]
+        out["closed_form_ce_margin"] = cf["cross_entropy_margin"]
+    if pred["separable"]:
+        pair_loss = cfg.get("pair_loss", "logistic")
+        for loss, key in (("cross_entropy", "ce"), ("differential", "diff")):
+            budgets = cfg[f"{key}_steps"]
+            if not budgets:
+                continue
+            ref = pred["ce_limit_w"] if key == "ce" else pred["optimal_w"]
+            res = measure(data.X, data.y, loss, budgets, pair_loss=pair_loss, reference=ref)
+            out[f"{key}_lr"] = res["lr"]
+            out[f"{key}_margin"] = res["margin"]
+            out[f"{key}_ratio"] = [m / pred["optimal_margin"] for m in res["margin"]]
+            hist = res["history"]
+            at = {s: i for i, s in enumerate(hist["step"])}
+            out[f"{key}_cosine"] = [hist["cosine"][at[t]] for t in res["budgets"]]
+            out[f"{key}_tilt"] = subspace_split(res["w"], data.basis).orthogonal_fraction
+            out[f"{key}_seconds"] = res["seconds"]
+        out["pair_loss"] = pair_loss
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def flatten_record(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """One CSV row from a :func:`margin_config` record: list entries become one column per budget.
+
+    Examples
+    --------
+    >>> flatten_record({"ce_steps": [10, 100], "ce_margin": [0.1, 0.2], "k": 1})
+    {'ce_margin_T10': 0.1, 'ce_margin_T100': 0.2, 'k': 1}
+    """
+    row: dict[str, Any] = {}
+    for key, val in rec.items():
+        if key.endswith("_steps"):
+            continue
+        if isinstance(val, list):
+            prefix = key.split("_", 1)[0]
+            steps = rec.get(f"{prefix}_steps", list(range(len(val))))
+            for t, v in zip(steps, val, strict=False):
+                row[f"{key}_T{t}"] = v
+        else:
+            row[key] = val
+    return row
+
+
+def config_key(cfg: Mapping[str, Any]) -> str:
+    """A stable string key of a configuration (sorted JSON).
+
+    Examples
+    --------
+    >>> config_key({"b": 1, "a": [2, 3]})
+    '{"a": [2, 3], "b": 1}'
+    """
+    return json.dumps(cfg, sort_keys=True, default=str)
+
+
+class ResultCache:
+    """Finished configurations of a sweep, kept in a JSON file written atomically.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The cache file; ``None`` keeps results in memory only.
+    """
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.results: dict[str, Any] = {}
+        if self.path is not None and self.path.exists():
+            try:
+                self.results = dict(load_json(self.path))
+            except (ValueError, OSError):
+                self.results = {}
+
+    def __contains__(self, cfg: Mapping[str, Any]) -> bool:
+        return config_key(cfg) in self.results
+
+    def get(self, cfg: Mapping[str, Any]) -> Any:
+        """The stored result of ``cfg`` (KeyError if absent)."""
+        return self.results[config_key(cfg)]
+
+    def put(self, cfg: Mapping[str, Any], result: Any) -> None:
+        """Store ``result`` for ``cfg`` and rewrite the file."""
+        self.results[config_key(cfg)] = result
+        if self.path is not None:
+            save_json(self.path, self.results)
+
+
+def run_configs(configs: Iterable[Mapping[str, Any]],
+                worker: Callable[[Mapping[str, Any]], Any] = margin_config,
+                cache: ResultCache | None = None, jobs: int = 1, desc: str = "configs",
+                quiet: bool = False) -> list[Any]:
+    """Run ``worker`` on every configuration not already in ``cache``; results in input order.
+
+    Parameters
+    ----------
+    configs : iterable of mapping
+    worker : callable
+        A module-level function (it is sent to worker processes when ``jobs > 1``).
+    cache : ResultCache, optional
+        Finished results are skipped on a rerun and saved as soon as they complete.
+    jobs : int, default 1
+        Worker processes (spawned, one BLAS thread each).
+    desc : str
+        Progress-bar label.
+    quiet : bool
+        Hide the progress bar.
+
+    Returns
+    -------
+    list
+        One result per configuration.
+    """
+    configs = [dict(c) for c in configs]
+    cache = cache if cache is not None else ResultCache(None)
+    todo = [i for i, c in enumerate(configs) if c not in cache]
+    bar = progress(range(len(todo)), desc=desc, total=len(todo), quiet=quiet)
+    ticks = iter(bar)
+    if jobs > 1 and len(todo) > 1:
+        saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+        os.environ.update({k: "1" for k in _THREAD_VARS})
+        try:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
+                                     mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(worker, configs[i]): i for i in todo}
+                for fut in as_completed(futures):
+                    cache.put(configs[futures[fut]], fut.result())
+                    next(ticks, None)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    else:
+        for i in todo:
+            cache.put(configs[i], worker(configs[i]))
+            next(ticks, None)
+    if hasattr(bar, "close"):
+        bar.close()
+    return [cache.get(c) for c in configs]
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def study_arguments(description: str) -> argparse.ArgumentParser:
+    """The common study options plus ``--tiny`` (tests), ``--jobs`` and ``--replot``.
+
+    Parameters
+    ----------
+    description : str
+        What the study shows.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    p = study_parser(description)
+    p.add_argument("--tiny", action="store_true",
+                   help="seconds-long smoke run (used by the tests)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes for independent configurations")
+    p.add_argument("--replot", action="store_true",
+                   help="redraw the figure from the saved JSON without training")
+    return p
+
+
+def finite(values: Iterable[float]) -> list[float]:
+    """Replace non-finite entries by NaN (for plotting)."""
+    return [float(v) if v is not None and math.isfinite(float(v)) else float("nan")
+            for v in values]
+
+
+def span_complement(M: np.ndarray, tol: float = 1e-10) -> np.ndarray:
+    """Orthonormal basis (columns) of the orthogonal complement of the row space of ``M``.
+
+    Examples
+    --------
+    >>> span_complement(np.array([[1.0, 0.0, 0.0]])).shape
+    (3, 2)
+    """
+    _, s, vt = np.linalg.svd(M, full_matrices=True)
+    r = int((s > tol * max(s.max(), 1e-300)).sum()) if s.size else 0
+    return vt[r:].T
+
+
+def training_run(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """One long gradient-descent run with its prediction, for convergence plots (a worker).
+
+    Parameters
+    ----------
+    cfg : mapping
+        Data parameters (see :func:`make_data`) plus ``loss``, ``steps``, ``init``,
+        ``init_seed``, ``record`` (number of log-spaced records) and ``reference``:
+        ``"prediction"`` (cosine to the predicted limit: the cross-entropy limit for
+        cross-entropy, the optimal SVM for differential training) or ``"frozen"`` (cosine to
+        the part of the initial weights orthogonal to the span the updates live in: the data
+        for cross-entropy, the class differences for differential training).
+
+    Returns
+    -------
+    dict
+        The configuration, the predictions, the ``history`` and, for random initialisations,
+        ``frozen_norm_init`` / ``frozen_change`` (norm of that orthogonal part at step 0 and
+        how much it moved by the last step) and ``frozen_component`` (``w(t) . r`` at every
+        record when ``reference="frozen"``, with ``r`` its unit direction).
+    """
+    t0 = time.perf_counter()
+    data = make_data(cfg)
+    pred = predicted_margins(data.X, data.y, data.basis)
+    Xn, yn = _numpy_xy(data.X, data.y)
+    loss = cfg["loss"]
+    if loss == "cross_entropy":
+        span_rows = Xn
+        target_w, target_margin = pred["ce_limit_w"], pred["ce_limit_margin"]
+    else:
+        span_rows = Xn - Xn[yn < 0][0]
+        target_w, target_margin = pred["optimal_w"], pred["optimal_margin"]
+    comp = span_complement(span_rows)
+    init, seed = cfg.get("init", "zeros"), cfg.get("init_seed")
+    w0 = fit_linear(data.X, data.y, loss=loss, steps=0, init=init, seed=seed).w.numpy()
+    frozen0 = comp @ (comp.T @ w0) if comp.size else np.zeros_like(w0)
+    ref = target_w
+    if cfg.get("reference", "prediction") == "frozen":
+        if np.linalg.norm(frozen0) == 0:
+            raise ValueError("reference='frozen' needs a random init and a non-trivial complement")
+        ref = (frozen0 / np.linalg.norm(frozen0)).tolist()
+    res = measure(data.X, data.y, loss, [cfg["steps"]], init=init, seed=seed, reference=ref,
+                  record=cfg.get("record", 60), pair_loss=cfg.get("pair_loss", "logistic"))
+    hist = res["history"]
+    wT = np.asarray(res["w"])
+    frozenT = comp @ (comp.T @ wT) if comp.size else np.zeros_like(wT)
+    out: dict[str, Any] = dict(cfg)
+    out.update({"lr": res["lr"], "predicted_margin": target_margin,
+                "optimal_margin": pred["optimal_margin"],
+                "ce_limit_margin": pred["ce_limit_margin"],
+                "complement_dim": int(comp.shape[1]) if comp.size else 0,
+                "frozen_norm_init": float(np.linalg.norm(frozen0)),
+                "frozen_change": float(np.linalg.norm(frozenT - frozen0)),
+                "final_margin": hist["margin"][-1], "final_w": wT.tolist(), "final_b": res["b"],
+                "history": hist})
+    cos = np.clip(np.asarray([np.nan if c is None else c for c in hist["cosine"]], float), -1, 1)
+    if cfg.get("reference", "prediction") == "frozen":
+        out["frozen_component"] = (cos * np.asarray(hist["w_norm"])).tolist()
+    else:
+        out["angle_deg"] = np.degrees(np.arccos(cos)).tolist()
+    out["seconds"] = time.perf_counter() - t0
+    return out

@@ -1,0 +1,164 @@
+"""Margin ratio (cross-entropy / optimal) against the subspace dimension k and off-subspace noise.
+
+The data sit in a k-dimensional affine subspace of R^d at distance ``offset`` from the
+origin (class midpoint at ``center`` along the separating direction); (a) k grows up to
+d - 1 with no noise; (b) k is fixed and Gaussian noise of standard deviation sigma is
+added orthogonally to the subspace, so the data become full rank. Shown: the exact
+cross-entropy-limit prediction, gradient descent after several budgets T, differential
+training, and (bottom) how much of each weight vector points out of the subspace.
+Results: ``margin_vs_rank.json`` / ``.csv``; finished configurations are cached in
+``margin_vs_rank_cache.json`` (rerun resumes).
+
+    python studies/margin_vs_rank.py [--quick] [--out figures] [--seed 0] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from lowrank.experiments import (
+    ResultCache,
+    finite,
+    flatten_record,
+    line_pair_ratio,
+    run_configs,
+    study_arguments,
+)
+from lowrank.io import load_json, save_csv, save_json
+from lowrank.plotting import LOSS_COLORS, apply_style, budget_colors, format_steps, save_figure
+
+NAME = "margin_vs_rank"
+OFFSET, CENTER = 1.0, 4.0
+
+
+def settings(args) -> dict:
+    """Sizes and budgets of each mode."""
+    if args.tiny:
+        return {"dim": 10, "n_per_class": 8, "ranks": [1, 3, 9], "noise_rank": 2,
+                "noises": [0.0, 0.3], "ce_steps": [10, 100, 1000], "diff_steps": [1000]}
+    if args.quick:
+        return {"dim": 50, "n_per_class": 25, "ranks": [1, 2, 5, 20, 49], "noise_rank": 2,
+                "noises": [0.0, 0.03, 0.3, 3.0], "ce_steps": [100, 1000, 10_000],
+                "diff_steps": [1000, 10_000]}
+    return {"dim": 100, "n_per_class": 50, "ranks": [1, 2, 5, 10, 20, 50, 99], "noise_rank": 2,
+            "noises": [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+            "ce_steps": [100, 1000, 10_000, 100_000], "diff_steps": [1000, 10_000, 100_000]}
+
+
+def configs(st: dict, seed: int) -> list[dict]:
+    """Every (sweep, k, noise) configuration."""
+    base = {"kind": "subspace", "n_per_class": st["n_per_class"], "dim": st["dim"],
+            "offset": OFFSET, "center": CENTER, "gap": 1.0, "seed": seed,
+            "ce_steps": st["ce_steps"], "diff_steps": st["diff_steps"]}
+    out = [{"sweep": "rank", **base, "rank": k, "noise": 0.0} for k in st["ranks"]]
+    out += [{"sweep": "noise", **base, "rank": st["noise_rank"], "noise": s}
+            for s in st["noises"]]
+    return out
+
+
+def _mode(args) -> str:
+    return "tiny" if args.tiny else "quick" if args.quick else "full"
+
+
+def compute(args) -> dict:
+    """Run (or resume) every configuration; return the results dict."""
+    st = settings(args)
+    cache = ResultCache(args.out / f"{NAME}_cache.json")
+    recs = run_configs(configs(st, args.seed), cache=cache, jobs=args.jobs, desc=NAME,
+                       quiet=args.quiet)
+    return {"study": NAME, "seed": args.seed, "mode": _mode(args), "settings": st,
+            "offset": OFFSET, "center": CENTER,
+            "two_point_closed_form_ratio": line_pair_ratio(CENTER, OFFSET), "records": recs,
+            "notes": "ratio = margin / optimal (free-bias SVM) margin of the same data; "
+                     "*_ratio lists align with ce_steps / diff_steps; *_tilt = fraction of "
+                     "the weight vector orthogonal to the (noise-free) subspace."}
+
+
+def plot(res: dict, out_dir) -> list:
+    """Draw the figure from the results dict."""
+    apply_style()
+    st, recs = res["settings"], res["records"]
+    cols = budget_colors(st["ce_steps"])
+    dcol = budget_colors(st["diff_steps"], cmap="Blues")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained", sharex="col")
+    sweeps = [("rank", "rank", f"subspace dimension k (d = {st['dim']}, no noise)",
+               f"(a) growing rank k, offset {res['offset']:g}, centre {res['center']:g}"),
+              ("noise", "noise", f"off-subspace noise $\\sigma$ (k = {st['noise_rank']})",
+               f"(b) full rank by noise, k = {st['noise_rank']}, offset {res['offset']:g}")]
+    for j, (sweep, key, xlabel, title) in enumerate(sweeps):
+        rs = sorted((r for r in recs if r["sweep"] == sweep), key=lambda r: r[key])
+        xs = np.asarray([r[key] for r in rs], dtype=float)
+        ax, axt = axes[0, j], axes[1, j]
+        ax.axhline(res["two_point_closed_form_ratio"], color="0.35", ls=":", lw=1.2,
+                   label="sympy closed form, two points at the same offset/centre")
+        ax.axhline(1.0, color=LOSS_COLORS["optimal"], lw=1.2, alpha=0.7,
+                   label="optimal SVM (ratio 1)")
+        ax.plot(xs, finite(r["ratio_predicted"] for r in rs), color=LOSS_COLORS["predicted"],
+                lw=2.2, ls="--", marker="D", ms=4, label="predicted: exact CE-limit solver")
+        for t_i, T in enumerate(st["ce_steps"]):
+            ax.plot(xs, finite(r.get("ce_ratio", [np.nan] * 9)[t_i] for r in rs),
+                    color=cols[T], marker="o", ms=3.5, lw=1,
+                    label=f"GD cross-entropy, T={format_steps(T)}")
+        for t_i, T in enumerate(st["diff_steps"]):
+            ax.plot(xs, finite(r.get("diff_ratio", [np.nan] * 9)[t_i] for r in rs),
+                    color=dcol[T], marker="s", ms=3.5, lw=1,
+                    label=f"differential, T={format_steps(T)}")
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("margin / optimal margin")
+        ax.set_title(title, fontsize=10)
+        axt.plot(xs, finite(r.get("ce_limit_tilt", np.nan) for r in rs),
+                 color=LOSS_COLORS["predicted"], lw=2.2, ls="--", marker="D", ms=4,
+                 label="CE limit (solver)")
+        axt.plot(xs, finite(r.get("ce_tilt", np.nan) for r in rs), color=cols[st["ce_steps"][-1]],
+                 marker="o", ms=3.5, lw=1,
+                 label=f"GD cross-entropy, T={format_steps(st['ce_steps'][-1])}")
+        axt.plot(xs, finite(r.get("optimal_tilt", np.nan) for r in rs),
+                 color=LOSS_COLORS["optimal"], lw=1.2, marker="^", ms=4, label="optimal SVM")
+        axt.plot(xs, finite(r.get("diff_tilt", np.nan) for r in rs),
+                 color=dcol[st["diff_steps"][-1]], marker="s", ms=3.5, lw=1,
+                 label=f"differential, T={format_steps(st['diff_steps'][-1])}")
+        axt.set_ylim(-0.03, 1.03)
+        axt.set_ylabel("fraction of $w$ orthogonal to the subspace")
+        axt.set_xlabel(xlabel)
+        if sweep == "rank":
+            ax.set_xscale("log")
+            ticks = [int(k) for k in xs]
+            axt.set_xticks(ticks, [str(k) for k in ticks])
+        else:
+            ax.set_xscale("symlog", linthresh=0.01, linscale=0.5)
+            ax.set_xlim(-0.002, xs.max() * 1.4)
+            axt.set_xticks(list(xs), [f"{s:g}" for s in xs])
+            axt.tick_params(axis="x", labelsize=8)
+        axt.legend(fontsize=7.5, loc="best")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    return save_figure(fig, out_dir, NAME)
+
+
+def main(argv=None) -> dict:
+    """Run the study (or redraw it with ``--replot``) and return the results dict."""
+    args = study_arguments(__doc__.splitlines()[0]).parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if args.replot:
+        res = load_json(args.out / f"{NAME}.json")
+    else:
+        res = compute(args)
+        res["seconds"] = time.perf_counter() - t0
+        save_json(args.out / f"{NAME}.json", res)
+        save_csv(args.out / f"{NAME}.csv", [flatten_record(r) for r in res["records"]])
+    plot(res, args.out)
+    if not args.quiet:
+        for r in res["records"]:
+            print(f"[{NAME}] {r['sweep']:5s} k={r['rank']:<3d} noise={r['noise']:<5g} predicted "
+                  f"{r['ratio_predicted']:.4f} GD {r.get('ce_ratio', [float('nan')])[-1]:.4f} "
+                  f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f} "
+                  f"tilt(CE limit) {r.get('ce_limit_tilt', float('nan')):.3f}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

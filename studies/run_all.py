@@ -1,0 +1,82 @@
+"""Regenerate every figure: the four synthetic studies, then the other studies that exist.
+
+    python studies/run_all.py --quick --out runs/quick     # the README's main job (minutes)
+    python studies/run_all.py                              # full mode into figures/
+
+The synthetic studies (boundary_2d, margin_vs_offset, margin_vs_rank, convergence) run
+in this process; ``kernel_benchmark.py`` (redrawn from ``OUT/kernel_benchmark.raw.json``,
+or with ``--run`` when that file is missing) runs as a subprocess, only if its script exists; a
+failing external study is reported, not fatal. The image studies need their data sets
+and are run on their own (see figures/README.md). Timings go to ``run_all.json``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+
+from lowrank.experiments import study_arguments  # noqa: E402
+from lowrank.io import save_json  # noqa: E402
+
+SYNTHETIC = ["boundary_2d", "margin_vs_offset", "margin_vs_rank", "convergence"]
+EXTERNAL = ["kernel_benchmark"]
+
+
+def load_study(name: str):
+    """Import ``studies/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"studies_{name}", HERE / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main(argv=None) -> dict:
+    """Run every study; return ``{name: {"seconds", "status"}}``."""
+    p = study_arguments(__doc__.splitlines()[0])
+    p.add_argument("--only", nargs="+", default=None, help="run only these studies")
+    p.add_argument("--skip-external", action="store_true",
+                   help="only the four synthetic studies (no kernel benchmark)")
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    common = ["--seed", str(args.seed), "--out", str(args.out)]
+    common += ["--quick"] * args.quick + ["--quiet"] * args.quiet
+    ours = common + ["--tiny"] * args.tiny + ["--replot"] * args.replot
+    ours += ["--jobs", str(args.jobs)]
+    names = SYNTHETIC + ([] if args.skip_external else EXTERNAL)
+    if args.only:
+        names = [n for n in names if n in args.only]
+    report: dict = {}
+    t_all = time.perf_counter()
+    for name in names:
+        script = HERE / f"{name}.py"
+        if not script.exists():
+            report[name] = {"status": "skipped (script not found)"}
+            continue
+        t0 = time.perf_counter()
+        print(f"[run_all] {name} ...", flush=True)
+        if name in SYNTHETIC:
+            load_study(name).main(ours)
+            status = "ok"
+        else:
+            extra = []
+            if name == "kernel_benchmark" and not (args.out / f"{name}.raw.json").exists():
+                extra = ["--run"]  # no saved benchmark results yet: run the benchmarks
+            rc = subprocess.call([sys.executable, str(script), *common, *extra])
+            status = "ok" if rc == 0 else f"failed (exit {rc})"
+        report[name] = {"status": status, "seconds": round(time.perf_counter() - t0, 1)}
+        print(f"[run_all] {name}: {status} in {report[name]['seconds']} s", flush=True)
+    report["total_seconds"] = round(time.perf_counter() - t_all, 1)
+    save_json(args.out / "run_all.json", report)
+    print(f"[run_all] total {report['total_seconds']} s")
+    return report
+
+
+if __name__ == "__main__":
+    main()
