@@ -25,14 +25,58 @@ LOSS_COLORS = {
 
 
 def apply_style() -> None:
-    """Set the package's seaborn/matplotlib style (call once per study)."""
+    """Set the package's seaborn/matplotlib style (call once per study).
+
+    Sets the seaborn ``"paper"`` context with a white grid and updates
+    ``matplotlib.rcParams`` (figure and save resolution, tight bounding box, bold titles).
+    The style applies to every figure created afterwards in the process.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> apply_style()
+    >>> plt.rcParams["savefig.dpi"], plt.rcParams["savefig.bbox"]
+    (200.0, 'tight')
+    """
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
     plt.rcParams.update({"figure.dpi": 120, "savefig.dpi": 200, "savefig.bbox": "tight",
                          "axes.titleweight": "bold"})
 
 
 def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
-    """Save ``fig`` as ``name.png`` and ``name.pdf`` in ``out_dir`` atomically; close it."""
+    """Save ``fig`` as ``name.png`` and ``name.pdf`` in ``out_dir`` atomically; close it.
+
+    The PDF is written without a creation date, so identical figures give identical files.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure; it is closed after saving.
+    out_dir : str or Path
+        Output directory (created if needed).
+    name : str
+        File name without extension.
+
+    Returns
+    -------
+    list of Path
+        The PNG and PDF paths, in that order.
+
+    Raises
+    ------
+    OSError
+        If a file cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(figsize=(2, 2))
+    >>> _ = ax.plot([0, 1], [0, 1])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     [p.name for p in save_figure(fig, tmp, "demo")]
+    ['demo.png', 'demo.pdf']
+    """
     paths = []
     for ext in ("png", "pdf"):
         buf = io.BytesIO()
@@ -57,7 +101,15 @@ def budget_colors(budgets, cmap: str = "Reds", low: float = 0.35, high: float = 
     Returns
     -------
     dict
-        ``{T: rgba}``.
+        ``{T: rgba}``, in increasing order of ``T``.
+
+    Examples
+    --------
+    >>> colors = budget_colors([1000, 10, 100])
+    >>> list(colors), len(colors[10])
+    ([10, 100, 1000], 4)
+    >>> colors[10] == colors[1000]  # lighter for fewer steps
+    False
     """
     import numpy as np
 
@@ -83,6 +135,21 @@ def draw_boundary(ax, w, b: float, xlim, ylim, **kwargs):
     Returns
     -------
     list of Line2D
+        What ``ax.plot`` returns (one line).
+
+    Raises
+    ------
+    ZeroDivisionError
+        If ``w`` is zero (no boundary).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> (line,) = draw_boundary(ax, [1.0, 1.0], -1.0, (0.0, 2.0), (0.0, 2.0), color="k")
+    >>> line.get_xydata().tolist()
+    [[0.0, 1.0], [2.0, -1.0]]
+    >>> plt.close(fig)
     """
     w1, w2 = float(w[0]), float(w[1])
     if abs(w2) >= abs(w1):
@@ -95,7 +162,25 @@ def draw_boundary(ax, w, b: float, xlim, ylim, **kwargs):
 
 
 def format_steps(t: int) -> str:
-    """``1000000 -> '10^6'``, ``20000 -> '2x10^4'`` (mathtext), for legends."""
+    """``1000000 -> '10^6'``, ``20000 -> '2x10^4'`` (mathtext), for legends.
+
+    Parameters
+    ----------
+    t : int
+        A step count.
+
+    Returns
+    -------
+    str
+        ``str(t)`` below 100 (and for ``t <= 0``), otherwise a mathtext power of ten.
+
+    Examples
+    --------
+    >>> format_steps(50), format_steps(1_000_000)
+    ('50', '$10^{6}$')
+    >>> print(format_steps(20_000))
+    $2\\times10^{4}$
+    """
     import math
 
     t = int(t)

@@ -37,66 +37,9 @@ FIGURES = ROOT / "figures"
 #: Documentation gaps that existed when this test was written, listed so that the test
 #: passes while they are being fixed. Each entry must disappear with its fix: the tests
 #: fail both on a new gap and on a listed gap that no longer exists.
-KNOWN_SECTION_GAPS = {
-    'lowrank.analysis.features': [
-        'feature_spectrum: no Examples section',
-    ],
-    'lowrank.data': [
-        'BinaryImageTask: no Examples section',
-    ],
-    'lowrank.data.cifar10': [
-        'BinaryImageTask: no Examples section',
-    ],
-    'lowrank.experiments': [
-        'predicted_margins: no Examples section',
-        'measure: no Examples section',
-        'make_data: no Examples section',
-        'line_pair_ratio: no Parameters section',
-        'line_pair_ratio: no Returns section',
-        'margin_config: no Examples section',
-        'config_key: no Parameters section',
-        'config_key: no Returns section',
-        'ResultCache: no Examples section',
-        'run_configs: no Examples section',
-        'study_arguments: no Examples section',
-        'flatten_record: no Parameters section',
-        'flatten_record: no Returns section',
-        'span_complement: no Parameters section',
-        'span_complement: no Returns section',
-        'training_run: no Examples section',
-        'finite: no Parameters section',
-        'finite: no Returns section',
-        'finite: no Examples section',
-    ],
-    'lowrank.kernels': [
-        'PairwiseLogisticFunction: no Examples section',
-    ],
-    'lowrank.models.deep': [
-        'OneScoreNet: no Examples section',
-    ],
-    'lowrank.plotting': [
-        'apply_style: no Examples section',
-        'save_figure: no Parameters section',
-        'save_figure: no Returns section',
-        'save_figure: no Examples section',
-        'budget_colors: no Examples section',
-        'draw_boundary: no Examples section',
-        'format_steps: no Parameters section',
-        'format_steps: no Returns section',
-        'format_steps: no Examples section',
-    ],
-    'lowrank.train.deep': [
-        'DeepTrainConfig: no Examples section',
-        'DeepTrainResult: no Examples section',
-        'predict_scores: no Examples section',
-    ],
-}
+KNOWN_SECTION_GAPS: dict[str, list[str]] = {}
 #: Docstrings whose Examples do not print what they show.
-KNOWN_FAILING_EXAMPLES = {
-    'lowrank.analysis.features.energy_rank',
-    'lowrank.experiments.default_lr',
-    'lowrank.experiments.flatten_record',
-}
+KNOWN_FAILING_EXAMPLES: set[str] = set()
 # END KNOWN GAPS
 
 

@@ -68,6 +68,11 @@ def effective_rank(s) -> float:
     float
         In [1, m]; 0.0 if all singular values are 0.
 
+    Raises
+    ------
+    ValueError
+        If ``s`` is empty or has a negative entry.
+
     Examples
     --------
     >>> round(effective_rank([2.0, 2.0, 0.0]), 6)
@@ -96,6 +101,12 @@ def energy_rank(s, energy: float = 0.99) -> int:
     Returns
     -------
     int
+        In [0, len(s)]; 0 if all singular values are 0.
+
+    Raises
+    ------
+    ValueError
+        If ``energy`` is not in (0, 1].
 
     Examples
     --------
@@ -163,6 +174,15 @@ def feature_spectrum(model, x: torch.Tensor, batch_size: int = 1024, center: boo
     Returns
     -------
     dict
+        As :func:`spectrum_summary`. The model's train/eval mode is restored afterwards.
+
+    Examples
+    --------
+    >>> from lowrank.models import MLP
+    >>> model = MLP(6, (16, 4))
+    >>> out = feature_spectrum(model, torch.rand(10, 6), batch_size=4)
+    >>> out["n_samples"], out["n_features"], len(out["singular_values"]), model.training
+    (10, 4, 4, True)
     """
     was = model.training
     model.eval()

@@ -112,6 +112,18 @@ def subspace_split(w, basis) -> SubspaceSplit:
     return SubspaceSplit(inside=inside, orthogonal=w - inside)
 
 
+def _unit_pair(u, v) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate two non-zero vectors of equal length and return them normalised."""
+    u = check_vector(u, "u", dtype=torch.float64)
+    v = check_vector(v, "v", dtype=torch.float64).to(u.device)
+    if u.shape != v.shape:
+        raise ValueError(f"u and v must have the same length, got {u.shape[0]} and {v.shape[0]}")
+    nu, nv = torch.linalg.vector_norm(u), torch.linalg.vector_norm(v)
+    if nu == 0 or nv == 0:
+        raise ValueError("u and v must be non-zero vectors")
+    return u / nu, v / nv
+
+
 def cosine(u, v) -> float:
     """Cosine of the angle between two non-zero vectors.
 
@@ -134,14 +146,8 @@ def cosine(u, v) -> float:
     >>> cosine([1.0, 0.0], [1.0, 1.0])  # doctest: +ELLIPSIS
     0.7071067811865...
     """
-    u = check_vector(u, "u", dtype=torch.float64)
-    v = check_vector(v, "v", dtype=torch.float64).to(u.device)
-    if u.shape != v.shape:
-        raise ValueError(f"u and v must have the same length, got {u.shape[0]} and {v.shape[0]}")
-    nu, nv = torch.linalg.vector_norm(u), torch.linalg.vector_norm(v)
-    if nu == 0 or nv == 0:
-        raise ValueError("u and v must be non-zero vectors")
-    return float(torch.clamp((u @ v) / (nu * nv), -1.0, 1.0))
+    a, b = _unit_pair(u, v)
+    return float(torch.clamp(a @ b, -1.0, 1.0))
 
 
 def angle_between(u, v, degrees: bool = False) -> float:
@@ -162,14 +168,7 @@ def angle_between(u, v, degrees: bool = False) -> float:
     >>> round(angle_between([1.0, 0.0], [0.0, 2.0], degrees=True), 12)
     90.0
     """
-    u = check_vector(u, "u", dtype=torch.float64)
-    v = check_vector(v, "v", dtype=torch.float64).to(u.device)
-    if u.shape != v.shape:
-        raise ValueError(f"u and v must have the same length, got {u.shape[0]} and {v.shape[0]}")
-    nu, nv = torch.linalg.vector_norm(u), torch.linalg.vector_norm(v)
-    if nu == 0 or nv == 0:
-        raise ValueError("u and v must be non-zero vectors")
-    a, b = u / nu, v / nv
+    a, b = _unit_pair(u, v)
     # atan2(|a - b|, |a + b|) * 2 is accurate for tiny and near-pi angles alike
     ang = 2.0 * math.atan2(float(torch.linalg.vector_norm(a - b)), float(torch.linalg.vector_norm(a + b)))
     return math.degrees(ang) if degrees else ang

@@ -217,6 +217,11 @@ def adversarial_share(norms, eps) -> np.ndarray:
     numpy.ndarray, shape (m,)
         ``mean(norms <= eps_k)`` for each ``k``.
 
+    Raises
+    ------
+    ValueError
+        If ``norms`` is empty.
+
     Examples
     --------
     >>> adversarial_share([0.0, 0.5, float("inf")], [0.0, 0.5, 10.0]).tolist()

@@ -1,10 +1,8 @@
 """Datasets: synthetic low-rank data and real image tasks."""
 
-from . import synthetic
-from . import cifar10
-from . import fashion_mnist
-from .synthetic import *  # noqa: F401,F403
+from . import cifar10, fashion_mnist, synthetic
 from .cifar10 import *  # noqa: F401,F403
 from .fashion_mnist import *  # noqa: F401,F403
+from .synthetic import *  # noqa: F401,F403
 
 __all__ = [*synthetic.__all__, *cifar10.__all__, *fashion_mnist.__all__, ]

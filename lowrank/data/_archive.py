@@ -60,6 +60,17 @@ class BinaryImageTask:
         ``"cifar10"`` or ``"fashion_mnist"``.
     source : str
         The directory the files were read from.
+
+    Examples
+    --------
+    The loaders return this; a tiny one built by hand:
+
+    >>> task = BinaryImageTask(torch.zeros(3, 1, 2, 2), torch.tensor([1.0, -1.0, -1.0]),
+    ...                        torch.zeros(2, 1, 2, 2), torch.tensor([1.0, -1.0]),
+    ...                        ("cat", "dog"), "cifar10", "/data")
+    >>> s = task.summary()
+    >>> s["image_shape"], s["n_train"], s["n_train_pos"], s["n_test_pos"]
+    ([1, 2, 2], 3, 1, 1)
     """
 
     x_train: torch.Tensor

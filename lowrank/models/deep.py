@@ -20,6 +20,21 @@ class OneScoreNet(nn.Module):
     """Base class: ``forward(x)`` gives scores of shape (n,), ``features(x)`` shape (n, k).
 
     Subclasses set ``self.body`` (images -> features) and ``self.head`` (``nn.Linear(k, 1)``).
+    ``forward(x, return_features=True)`` returns ``(scores, features)``.
+
+    Examples
+    --------
+    >>> class Tiny(OneScoreNet):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.body = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU())
+    ...         self.head = nn.Linear(3, 1)
+    >>> m = Tiny()
+    >>> m.feature_dim, m(torch.zeros(2, 1, 2, 2)).shape
+    (3, torch.Size([2]))
+    >>> scores, feats = m(torch.zeros(2, 1, 2, 2), return_features=True)
+    >>> feats.shape
+    torch.Size([2, 3])
     """
 
     body: nn.Module
@@ -55,6 +70,11 @@ class SmallCNN(OneScoreNet):
     feature_dim : int
         Penultimate feature dimension ``k``.
 
+    Raises
+    ------
+    ValueError
+        If ``image_size`` is not divisible by 4 or a size is not positive.
+
     Examples
     --------
     >>> m = SmallCNN(1, 28, width=8, feature_dim=16)
@@ -89,6 +109,11 @@ class MLP(OneScoreNet):
         Flattened input size (784 for Fashion-MNIST, 3072 for CIFAR-10).
     hidden : sequence of int
         Widths of the hidden layers; the last is the feature dimension ``k``.
+
+    Raises
+    ------
+    ValueError
+        If ``hidden`` is empty or holds a width below 1.
 
     Examples
     --------

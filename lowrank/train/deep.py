@@ -66,6 +66,22 @@ class DeepTrainConfig:
         spectrum; 0 disables it.
     pair_loss : {"logistic", "exponential"}
         Pair loss of the differential loss.
+
+    Raises
+    ------
+    ValueError
+        For an unknown loss or optimiser, a non-positive or non-finite ``lr``, negative
+        ``epochs`` or ``spectrum_samples``, or an odd ``batch_size`` (or one below 2).
+
+    Examples
+    --------
+    >>> cfg = DeepTrainConfig(loss="differential", epochs=3)
+    >>> cfg.optimizer, cfg.lr, cfg.batch_size
+    ('adam', 0.001, 128)
+    >>> DeepTrainConfig(batch_size=3)
+    Traceback (most recent call last):
+        ...
+    ValueError: batch_size must be even and >= 2, got 3
     """
 
     loss: str = "cross_entropy"
@@ -111,6 +127,14 @@ class DeepTrainResult:
         ``energy_rank``, ``singular_values``, ``seconds``.
     resumed_from : int
         Epoch the run resumed from (0 for a fresh run).
+
+    Examples
+    --------
+    Normally returned by :func:`train_deep`; built by hand:
+
+    >>> r = DeepTrainResult(model=torch.nn.Linear(2, 1), bias=0.5, bias_rule="midpoint")
+    >>> r.bias_rule, r.history, r.resumed_from
+    ('midpoint', [], 0)
     """
 
     model: torch.nn.Module
@@ -168,14 +192,26 @@ def predict_scores(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 10
     Parameters
     ----------
     model : lowrank.models.OneScoreNet
-    x : torch.Tensor
-    batch_size : int
-    features : bool
+        Model with ``forward(x, return_features=True)``; its train/eval mode is restored.
+    x : torch.Tensor, shape (n, ...)
+        Inputs.
+    batch_size : int, default 1024
+        Forward batch size.
+    features : bool, default False
         Also return the features.
 
     Returns
     -------
     torch.Tensor or (torch.Tensor, torch.Tensor)
+        Scores of shape (n,), and with ``features=True`` also the features, shape (n, k).
+
+    Examples
+    --------
+    >>> from lowrank.models import MLP
+    >>> m = MLP(4, (3,))
+    >>> s, f = predict_scores(m, torch.zeros(5, 4), batch_size=2, features=True)
+    >>> s.shape, f.shape, m.training
+    (torch.Size([5]), torch.Size([5, 3]), True)
     """
     was = model.training
     model.eval()
