@@ -30,7 +30,7 @@ import torch
 from .analysis.margins import subspace_split
 from .cli import study_parser
 from .data.synthetic import LowRankData, affine_subspace_data, line_pair
-from .io import load_json, save_json
+from .io import load_json, save_csv, save_json
 from .progress import progress
 from .theory.closed_form import line_pair_margins
 from .theory.svm import cross_entropy_limit, max_margin_separator
@@ -47,6 +47,7 @@ __all__ = [
     "ResultCache",
     "run_configs",
     "study_arguments",
+    "run_study",
     "flatten_record",
     "span_complement",
     "training_run",
@@ -544,6 +545,77 @@ def study_arguments(description: str) -> argparse.ArgumentParser:
     p.add_argument("--replot", action="store_true",
                    help="redraw the figure from the saved JSON without training")
     return p
+
+
+def run_study(name: str, description: str, compute: Callable[[argparse.Namespace], dict],
+              plot: Callable[[dict, Path], object],
+              csv_rows: Callable[[dict], list[dict]],
+              report: Callable[[dict], Iterable[str]] | None = None,
+              argv: Sequence[str] | None = None) -> dict:
+    """The shared ``main`` of every synthetic study: compute (or reload), save, draw, report.
+
+    Parses :func:`study_arguments`; unless ``--replot`` is given, runs ``compute(args)``,
+    stores its wall time under ``"seconds"`` and saves ``<out>/<name>.json`` and
+    ``<out>/<name>.csv`` atomically; with ``--replot`` it reloads the JSON instead. Then it
+    draws the figure with ``plot(results, out)`` and, unless ``--quiet``, prints the lines
+    of ``report(results)``.
+
+    Parameters
+    ----------
+    name : str
+        File stem of the study's outputs.
+    description : str
+        Shown by ``--help``.
+    compute : callable
+        ``compute(args) -> dict`` of results (measured and predicted side by side).
+    plot : callable
+        ``plot(results, out_dir)``: draws and saves the figure.
+    csv_rows : callable
+        ``csv_rows(results) -> list of flat dicts`` for the CSV table.
+    report : callable, optional
+        ``report(results) -> lines`` printed at the end.
+    argv : sequence of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    dict
+        The results.
+
+    Raises
+    ------
+    FileNotFoundError
+        With ``--replot`` when ``<out>/<name>.json`` does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> res = run_study("demo", "demo", lambda a: {"seed": a.seed}, lambda r, o: None,
+    ...                 lambda r: [r], argv=["--out", out, "--seed", "4", "--quiet"])
+    >>> res["seed"], sorted(p.name for p in Path(out).iterdir())
+    (4, ['demo.csv', 'demo.json'])
+    """
+    args = study_arguments(description).parse_args(argv)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        saved = out_dir / f"{name}.json"
+        if not saved.is_file():
+            raise FileNotFoundError(f"--replot needs the saved results {saved}; run the study "
+                                    f"without --replot first (same --out)")
+        res = load_json(saved)
+    else:
+        t0 = time.perf_counter()
+        res = compute(args)
+        res["seconds"] = time.perf_counter() - t0
+        save_json(out_dir / f"{name}.json", res)
+        save_csv(out_dir / f"{name}.csv", csv_rows(res))
+    plot(res, out_dir)
+    if not args.quiet and report is not None:
+        for line in report(res):
+            print(f"[{name}] {line}")
+    return res
 
 
 def finite(values: Iterable[float]) -> list[float]:

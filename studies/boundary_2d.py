@@ -12,13 +12,15 @@ legend. Results: ``boundary_2d.json`` / ``.csv`` beside the figure.
 
 from __future__ import annotations
 
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lowrank.experiments import make_data, measure, predicted_margins, study_arguments
-from lowrank.io import load_json, save_csv, save_json
+from lowrank.experiments import (
+    make_data,
+    measure,
+    predicted_margins,
+    run_study,
+)
 from lowrank.plotting import LOSS_COLORS, apply_style, budget_colors, draw_boundary, format_steps, save_figure
 from lowrank.progress import progress
 from lowrank.theory.closed_form import line_pair_margins
@@ -75,7 +77,7 @@ def _mode(args) -> str:
     return "tiny" if args.tiny else "quick" if args.quick else "full"
 
 
-def rows(res: dict) -> list[dict]:
+def csv_rows(res: dict) -> list[dict]:
     """Flat table: one row per (data set, method, T)."""
     table = []
     for e in res["datasets"]:
@@ -152,27 +154,18 @@ def plot(res: dict, out_dir) -> list:
     return save_figure(fig, out_dir, NAME)
 
 
+def report(res: dict):
+    """One line per configuration: measured against predicted."""
+    for e in res["datasets"]:
+        p = e["predicted"]
+        yield (f"{e['key']}: optimal {p['optimal_margin']:.4f}, CE limit "
+               f"{p['ce_limit_margin']:.4f}, GD T={e['gd'][-1]['T']} "
+               f"{e['gd'][-1]['margin']:.4f}, differential {e['differential']['margin']:.4f}")
+
+
 def main(argv=None) -> dict:
     """Run the study (or redraw it with ``--replot``) and return the results dict."""
-    args = study_arguments(__doc__.splitlines()[0]).parse_args(argv)
-    out_dir = args.out
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    if args.replot:
-        res = load_json(out_dir / f"{NAME}.json")
-    else:
-        res = compute(args)
-        res["seconds"] = time.perf_counter() - t0
-        save_json(out_dir / f"{NAME}.json", res)
-        save_csv(out_dir / f"{NAME}.csv", rows(res))
-    plot(res, out_dir)
-    if not args.quiet:
-        for e in res["datasets"]:
-            p = e["predicted"]
-            print(f"[{NAME}] {e['key']}: optimal {p['optimal_margin']:.4f}, CE limit "
-                  f"{p['ce_limit_margin']:.4f}, GD T={e['gd'][-1]['T']} "
-                  f"{e['gd'][-1]['margin']:.4f}, differential {e['differential']['margin']:.4f}")
-    return res
+    return run_study(NAME, __doc__.splitlines()[0], compute, plot, csv_rows, report, argv)
 
 
 if __name__ == "__main__":

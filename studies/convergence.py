@@ -14,14 +14,17 @@ in a 2-dimensional affine subspace of R^20. Results: ``convergence.json`` / ``.c
 
 from __future__ import annotations
 
-import time
-
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 
-from lowrank.experiments import ResultCache, finite, run_configs, study_arguments, training_run
-from lowrank.io import load_json, save_csv, save_json
+from lowrank.experiments import (
+    ResultCache,
+    finite,
+    run_configs,
+    run_study,
+    training_run,
+)
 from lowrank.plotting import LOSS_COLORS, apply_style, format_steps, save_figure
 
 NAME = "convergence"
@@ -156,26 +159,23 @@ def plot(res: dict, out_dir) -> list:
     return save_figure(fig, out_dir, NAME)
 
 
+def csv_rows(res: dict) -> list[dict]:
+    """Rows of the CSV table."""
+    return res["summary"]
+
+
+def report(res: dict):
+    """One line per configuration: measured against predicted."""
+    for s in res["summary"]:
+        yield (f"{s['dataset']:10s} {s['loss']:13s} init {s['init']:6s} T={s['steps']}: "
+               f"margin {s['measured_margin']:.5f} (predicted {s['predicted_margin']:.5f}), "
+               f"angle {s['final_angle_deg']:.3g} deg, frozen part moved "
+               f"{s['frozen_change']:.1e}")
+
+
 def main(argv=None) -> dict:
     """Run the study (or redraw it with ``--replot``) and return the results dict."""
-    args = study_arguments(__doc__.splitlines()[0]).parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    if args.replot:
-        res = load_json(args.out / f"{NAME}.json")
-    else:
-        res = compute(args)
-        res["seconds"] = time.perf_counter() - t0
-        save_json(args.out / f"{NAME}.json", res)
-        save_csv(args.out / f"{NAME}.csv", res["summary"])
-    plot(res, args.out)
-    if not args.quiet:
-        for s in res["summary"]:
-            print(f"[{NAME}] {s['dataset']:10s} {s['loss']:13s} init {s['init']:6s} T={s['steps']}: "
-                  f"margin {s['measured_margin']:.5f} (predicted {s['predicted_margin']:.5f}), "
-                  f"angle {s['final_angle_deg']:.3g} deg, frozen part moved "
-                  f"{s['frozen_change']:.1e}")
-    return res
+    return run_study(NAME, __doc__.splitlines()[0], compute, plot, csv_rows, report, argv)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ finished configurations are cached in ``margin_vs_offset_cache.json`` (rerun res
 
 from __future__ import annotations
 
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -32,9 +30,8 @@ from lowrank.experiments import (
     flatten_record,
     line_pair_ratio,
     run_configs,
-    study_arguments,
+    run_study,
 )
-from lowrank.io import load_json, save_csv, save_json
 from lowrank.plotting import LOSS_COLORS, apply_style, budget_colors, format_steps, save_figure
 
 NAME = "margin_vs_offset"
@@ -153,28 +150,25 @@ def plot(res: dict, out_dir) -> list:
     return save_figure(fig, out_dir, NAME)
 
 
+def csv_rows(res: dict) -> list[dict]:
+    """Rows of the CSV table."""
+    return [flatten_record(r) for r in res["records"]]
+
+
+def report(res: dict):
+    """One line per configuration: measured against predicted."""
+    for r in res["records"]:
+        k = r.get("rank", "2pt")
+        off = r.get("offset", r.get("c"))
+        yield (f"{r['sweep']:11s} k={k!s:3s} offset={off:<5g} predicted "
+               f"{r['ratio_predicted']:.4f} closed-form {r['closed_form_ratio']:.4f} "
+               f"GD {r.get('ce_ratio', [float('nan')])[-1]:.4f} "
+               f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f}")
+
+
 def main(argv=None) -> dict:
     """Run the study (or redraw it with ``--replot``) and return the results dict."""
-    args = study_arguments(__doc__.splitlines()[0]).parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    if args.replot:
-        res = load_json(args.out / f"{NAME}.json")
-    else:
-        res = compute(args)
-        res["seconds"] = time.perf_counter() - t0
-        save_json(args.out / f"{NAME}.json", res)
-        save_csv(args.out / f"{NAME}.csv", [flatten_record(r) for r in res["records"]])
-    plot(res, args.out)
-    if not args.quiet:
-        for r in res["records"]:
-            k = r.get("rank", "2pt")
-            off = r.get("offset", r.get("c"))
-            print(f"[{NAME}] {r['sweep']:11s} k={k!s:3s} offset={off:<5g} predicted "
-                  f"{r['ratio_predicted']:.4f} closed-form {r['closed_form_ratio']:.4f} "
-                  f"GD {r.get('ce_ratio', [float('nan')])[-1]:.4f} "
-                  f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f}")
-    return res
+    return run_study(NAME, __doc__.splitlines()[0], compute, plot, csv_rows, report, argv)
 
 
 if __name__ == "__main__":

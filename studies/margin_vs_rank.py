@@ -14,8 +14,6 @@ Results: ``margin_vs_rank.json`` / ``.csv``; finished configurations are cached 
 
 from __future__ import annotations
 
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -25,9 +23,8 @@ from lowrank.experiments import (
     flatten_record,
     line_pair_ratio,
     run_configs,
-    study_arguments,
+    run_study,
 )
-from lowrank.io import load_json, save_csv, save_json
 from lowrank.plotting import LOSS_COLORS, apply_style, budget_colors, format_steps, save_figure
 
 NAME = "margin_vs_rank"
@@ -138,26 +135,23 @@ def plot(res: dict, out_dir) -> list:
     return save_figure(fig, out_dir, NAME)
 
 
+def csv_rows(res: dict) -> list[dict]:
+    """Rows of the CSV table."""
+    return [flatten_record(r) for r in res["records"]]
+
+
+def report(res: dict):
+    """One line per configuration: measured against predicted."""
+    for r in res["records"]:
+        yield (f"{r['sweep']:5s} k={r['rank']:<3d} noise={r['noise']:<5g} predicted "
+               f"{r['ratio_predicted']:.4f} GD {r.get('ce_ratio', [float('nan')])[-1]:.4f} "
+               f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f} "
+               f"tilt(CE limit) {r.get('ce_limit_tilt', float('nan')):.3f}")
+
+
 def main(argv=None) -> dict:
     """Run the study (or redraw it with ``--replot``) and return the results dict."""
-    args = study_arguments(__doc__.splitlines()[0]).parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    if args.replot:
-        res = load_json(args.out / f"{NAME}.json")
-    else:
-        res = compute(args)
-        res["seconds"] = time.perf_counter() - t0
-        save_json(args.out / f"{NAME}.json", res)
-        save_csv(args.out / f"{NAME}.csv", [flatten_record(r) for r in res["records"]])
-    plot(res, args.out)
-    if not args.quiet:
-        for r in res["records"]:
-            print(f"[{NAME}] {r['sweep']:5s} k={r['rank']:<3d} noise={r['noise']:<5g} predicted "
-                  f"{r['ratio_predicted']:.4f} GD {r.get('ce_ratio', [float('nan')])[-1]:.4f} "
-                  f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f} "
-                  f"tilt(CE limit) {r.get('ce_limit_tilt', float('nan')):.3f}")
-    return res
+    return run_study(NAME, __doc__.splitlines()[0], compute, plot, csv_rows, report, argv)
 
 
 if __name__ == "__main__":
