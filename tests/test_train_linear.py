@@ -121,3 +121,45 @@ def test_fit_linear_bad_arguments(kwargs, match):
     args = dict(X=[[3.0, 1.0], [5.0, 1.0]], y=[-1, 1], steps=3) | kwargs
     with pytest.raises(ValueError, match=match):
         fit_linear(**args)
+
+
+@pytest.mark.parametrize("loss,pair_loss", [("cross_entropy", "logistic"),
+                                            ("differential", "logistic"),
+                                            ("differential", "exponential")])
+def test_log_loss_gradient_equals_autograd_of_log_loss(loss, pair_loss, monkeypatch):
+    d = affine_subspace_data(6, dim=5, rank=2, offset=2.0, gap=0.5, seed=4)
+    rng = np.random.default_rng(1)
+    w, b = rng.normal(size=5), 0.3
+    wt = torch.tensor(w, requires_grad=True)
+    bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    s = d.X @ wt + bt
+    val = (cross_entropy_loss(s, d.y) if loss == "cross_entropy"
+           else differential_loss(s, d.y, pair_loss=pair_loss))
+    torch.log(val).backward()
+    for max_pairs in (4_000_000, 7):  # one block, and blocks of one positive row
+        monkeypatch.setattr(_LinearObjective, "MAX_DENSE_PAIRS", max_pairs)
+        gw, gb = _LinearObjective(d.X, d.y, loss, pair_loss, "mean").log_loss_grad(w, b)
+        np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-10, atol=1e-13)
+        assert gb == pytest.approx(float(bt.grad), abs=1e-12)
+
+
+def test_log_loss_gradient_survives_underflow():
+    # margins ~1e4: L underflows to 0 in float64, grad log L is still the hard-max direction
+    X = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [3.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    obj = _LinearObjective(X, y, "differential", "logistic", "sum")
+    gw, _ = obj.log_loss_grad(np.array([5e3, 0.0]), 0.0)
+    # the pair with the smallest difference (x_0 - x_1 = (2, 0)) carries all the weight
+    np.testing.assert_allclose(gw, [-2.0, 0.0], rtol=1e-12, atol=1e-300)
+
+
+def test_normalized_schedule_reaches_the_limits():
+    d = affine_subspace_data(25, dim=20, rank=5, offset=1.0, gap=0.5, center=4.0, seed=0)
+    opt, ce = max_margin_separator(d.X, d.y), cross_entropy_limit(d.X, d.y)
+    dt = fit_linear(d.X, d.y, loss="differential", steps=3_000, lr=1.0, schedule="normalized")
+    assert opt.margin - 1e-3 <= dt.margin <= opt.margin + 1e-12
+    cef = fit_linear(d.X, d.y, loss="cross_entropy", steps=3_000, lr=1.0, schedule="normalized",
+                     reference=ce.w)
+    assert cef.margin <= ce.margin + 1e-12 and cef.history["cosine"][-1] > 0.999
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        fit_linear(d.X, d.y, schedule="adam")

@@ -22,9 +22,10 @@ from ..losses import PAIR_LOSSES, cross_entropy_loss, differential_loss
 from ..progress import progress
 from .bias import midpoint_bias
 
-__all__ = ["LinearFit", "fit_linear", "log_spaced_steps", "LOSSES"]
+__all__ = ["LinearFit", "fit_linear", "log_spaced_steps", "LOSSES", "SCHEDULES"]
 
 LOSSES = ("cross_entropy", "differential")
+SCHEDULES = ("constant", "normalized")
 
 
 @dataclass
@@ -94,7 +95,7 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
                init: str = "zeros", seed: int | None = None,
                record: int | Sequence[int] = 50, reference=None,
                pair_loss: str = "logistic", reduction: str = "mean",
-               quiet: bool = True) -> LinearFit:
+               schedule: str = "constant", quiet: bool = True) -> LinearFit:
     """Train ``f(x) = w . x + b`` by full-batch gradient descent in float64.
 
     Parameters
@@ -123,6 +124,14 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
         Pair loss of the differential objective.
     reduction : {"mean", "sum"}
         Mean or sum over examples (cross-entropy) or pairs (differential).
+    schedule : {"constant", "normalized"}
+        ``"constant"``: plain gradient descent ``w <- w - lr * grad L`` (the dynamics the
+        theory describes; the direction converges like ``1 / log t``).
+        ``"normalized"``: normalized gradient descent ``w <- w - (lr / L(w)) * grad L``,
+        i.e. gradient descent on ``log L``, computed in log space so that it keeps going
+        after ``L`` underflows. It has the same limit direction for these exponentially
+        tailed losses (Nacson et al., AISTATS 2019) and reaches it orders of magnitude
+        sooner; use it to see the limit, not the pace of plain GD.
     quiet : bool, default True
         Hide the progress bar.
 
@@ -149,6 +158,8 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
         raise ValueError(f"pair_loss must be one of {PAIR_LOSSES}, got {pair_loss!r}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if int(steps) != steps or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
     if not (lr > 0):
@@ -203,7 +214,7 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
             log(step)
         if step == steps:
             break
-        gw, gb = obj.grad(w, b)
+        gw, gb = obj.grad(w, b) if schedule == "constant" else obj.log_loss_grad(w, b)
         w -= lr * gw
         b -= lr * gb
     if loss == "differential":
@@ -211,7 +222,7 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
 
     w_final = torch.from_numpy(w).to(X.device)
     config = {"loss": loss, "steps": int(steps), "lr": float(lr), "init": init, "seed": seed,
-              "pair_loss": pair_loss, "reduction": reduction}
+              "pair_loss": pair_loss, "reduction": reduction, "schedule": schedule}
     return LinearFit(w=w_final, b=float(b), loss=loss, history=history, config=config)
 
 
@@ -269,3 +280,51 @@ class _LinearObjective:
             pairwise_logistic(tp, tn, reduction=self.reduction).backward()
             gp, gn = tp.grad.numpy(), tn.grad.numpy()
         return self.Xp.T @ gp + self.Xq.T @ gn, 0.0
+
+    def log_loss_grad(self, w: np.ndarray, b: float) -> tuple[np.ndarray, float]:
+        """Gradient of ``log L`` (= ``grad L / L``), computed stably in log space.
+
+        ``L`` is a sum of terms ``l(z_k)`` with margins ``z_k`` (``y_i s_i`` for
+        cross-entropy, ``s_i - s_j`` for pairs); ``grad log L = sum_k a_k l'(z_k)/l(z_k)
+        grad z_k`` with weights ``a_k = l(z_k) / L`` obtained by a log-sum-exp, so no term
+        underflows to an exact zero however large the margins grow. The reduction (mean or
+        sum) only rescales ``L`` and drops out.
+        """
+        if self.loss == "cross_entropy":
+            z = self.yn * (self.Xn @ w + b)
+            a = _log_weights(z)
+            g = -self.yn * a
+            return self.Xn.T @ g, float(g.sum())
+        sp_, sn_ = self.Xp @ w, self.Xq @ w
+        if self.pair_loss == "exponential":  # log L = LSE(-s_p) + LSE(s_n) + const
+            gp = -np.exp(-sp_ - logsumexp(-sp_))
+            gn = np.exp(sn_ - logsumexp(sn_))
+            return self.Xp.T @ gp + self.Xq.T @ gn, 0.0
+        rows = max(1, self.MAX_DENSE_PAIRS // max(1, sn_.size))
+        blocks = [(i, min(i + rows, sp_.size)) for i in range(0, sp_.size, rows)]
+        # pass 1: log L; pass 2: the weights of each block, summed over rows and columns
+        log_total = logsumexp([logsumexp(_log_softplus_neg(sp_[i:j, None] - sn_[None, :]))
+                               for i, j in blocks])
+        gp, gn = np.empty_like(sp_), np.zeros_like(sn_)
+        for i, j in blocks:
+            z = sp_[i:j, None] - sn_[None, :]
+            a = np.exp(-np.logaddexp(0.0, z) - log_total)  # sigmoid(-z) / L
+            gp[i:j] = -a.sum(axis=1)
+            gn += a.sum(axis=0)
+        return self.Xp.T @ gp + self.Xq.T @ gn, 0.0
+
+
+def _log_softplus_neg(z: np.ndarray) -> np.ndarray:
+    """``log(log(1 + exp(-z)))`` without underflow for large ``z``."""
+    z = np.asarray(z, dtype=np.float64)
+    big = z > 30.0
+    out = np.empty_like(z)
+    zb = z[big]
+    out[big] = -zb + np.log1p(-0.5 * np.exp(-zb))  # log1p(e^-z) = e^-z (1 - e^-z / 2 + ...)
+    out[~big] = np.log(np.logaddexp(0.0, -z[~big]))
+    return out
+
+
+def _log_weights(z: np.ndarray) -> np.ndarray:
+    """``sigmoid(-z_k) / sum_j log(1 + exp(-z_j))`` for logistic terms, in log space."""
+    return np.exp(-np.logaddexp(0.0, z) - logsumexp(_log_softplus_neg(z)))
