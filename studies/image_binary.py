@@ -34,7 +34,7 @@ import torch
 from lowrank.attacks import adversarial_share, min_norm_perturbations, pgd_success
 from lowrank.cli import data_dir_from, study_parser
 from lowrank.data import load_cifar10_binary, load_fashion_mnist_binary
-from lowrank.io import load_torch, save_csv, save_json, save_torch
+from lowrank.io import load_json, load_torch, save_csv, save_json, save_torch
 from lowrank.models import build_model
 from lowrank.plotting import LOSS_COLORS, apply_style, save_figure
 from lowrank.train import DeepTrainConfig, predict_scores, train_deep
@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'official', 'none', or a JSON manifest file name -> md5")
     p.add_argument("--download", action="store_true", help="fetch the official files if absent")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--replot", type=Path, default=None, metavar="RESULTS_JSON",
+                   help="redraw the figures from a saved results JSON (no data, no training)")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -331,7 +333,7 @@ def _figures(results: dict, out: Path, name: str) -> None:
     apply_style()
     proto = results["protocol"]
     title = f"{proto['dataset']}: {proto['classes'][0]} vs {proto['classes'][1]} ({proto['mode']})"
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharey=True, layout="constrained")
     for i, split in enumerate(SPLITS):
         for j, norm in enumerate(NORMS):
             ax = axes[i, j]
@@ -351,7 +353,7 @@ def _figures(results: dict, out: Path, name: str) -> None:
     fig.suptitle(title)
     save_figure(fig, out, name)
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
     for loss in LOSSES:
         e = results["models"][loss]
         s = np.asarray(e["final_singular_values"], dtype=float)
@@ -384,6 +386,13 @@ def _print_summary(results: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     """Parse ``argv`` and run the study."""
     args = build_parser().parse_args(argv)
+    if args.replot is not None:
+        if not args.replot.is_file():
+            raise FileNotFoundError(f"--replot needs a results JSON written by this study, "
+                                    f"got {args.replot}")
+        results = load_json(args.replot)
+        _figures(results, args.replot.parent, args.replot.stem)
+        return results
     return run(args)
 
 

@@ -83,6 +83,20 @@ def test_tiny_study_rerun_reuses_checkpoints(tiny_cifar_run):
         assert again["runtime_seconds"][loss]["train"] == res["runtime_seconds"][loss]["train"]
 
 
+def test_replot_redraws_from_the_json_alone(tiny_cifar_run, tmp_path):
+    _, out, _ = tiny_cifar_run
+    name = "image_cifar10_cat_vs_dog_tiny"
+    saved = tmp_path / f"{name}.json"
+    saved.write_text((out / f"{name}.json").read_text())
+    res = _load("image_binary").main(["--replot", str(saved)])
+    assert res["protocol"]["mode"] == "tiny"
+    for suffix in ("", "_spectrum"):
+        for ext in ("png", "pdf"):
+            assert (tmp_path / f"{name}{suffix}.{ext}").stat().st_size > 1000
+    with pytest.raises(FileNotFoundError, match="--replot needs a results JSON"):
+        _load("image_binary").main(["--replot", str(tmp_path / "missing.json")])
+
+
 def test_tiny_study_on_fashion_format_and_clear_data_errors(tmp_path, monkeypatch):
     manifest = write_tiny_fashion(tmp_path / "fm", n_train=100, n_test=40)
     (tmp_path / "sums.json").write_text(json.dumps(manifest))
