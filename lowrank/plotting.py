@@ -13,7 +13,8 @@ import seaborn as sns  # noqa: E402
 
 from .io import atomic_write_bytes  # noqa: E402
 
-__all__ = ["apply_style", "LOSS_COLORS", "save_figure", "budget_colors", "draw_boundary", "format_steps"]
+__all__ = ["apply_style", "LOSS_COLORS", "NGD_STYLE", "save_figure", "budget_colors", "draw_boundary",
+           "format_steps"]
 
 #: One colour per training method, used by every figure.
 LOSS_COLORS = {
@@ -21,6 +22,15 @@ LOSS_COLORS = {
     "differential": "#2471a3",
     "optimal": "#1e8449",
     "predicted": "#7d3c98",
+}
+
+#: Line style of normalized gradient descent (hollow markers, dotted line), per loss; plain
+#: gradient descent keeps filled markers and solid lines.
+NGD_STYLE = {
+    "cross_entropy": {"color": "#641e16", "marker": "o", "mfc": "none", "ms": 7, "mew": 1.4,
+                      "ls": ":", "lw": 1.4},
+    "differential": {"color": "#154360", "marker": "s", "mfc": "none", "ms": 7, "mew": 1.4,
+                     "ls": ":", "lw": 1.4},
 }
 
 

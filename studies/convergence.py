@@ -7,7 +7,9 @@ toward the optimal (free-bias) SVM. Random initialisation: the part of the initi
 orthogonal to the span the updates live in (the data for cross-entropy, the class
 differences for differential training) never moves, while ``||w||`` grows like log t, so
 its influence fades only as 1/log t. Two data sets: the paper's two points and 50 points
-in a 2-dimensional affine subspace of R^20. Results: ``convergence.json`` / ``.csv``.
+in a 2-dimensional affine subspace of R^20. Dotted: normalized gradient descent (gradient
+descent on log L) from zero weights, which reaches the same limits in far fewer steps.
+Results: ``convergence.json`` / ``.csv``.
 
     python studies/convergence.py [--quick] [--out figures] [--seed 0] [--jobs 2]
 """
@@ -19,13 +21,14 @@ import matplotlib.ticker as mticker
 import numpy as np
 
 from lowrank.experiments import (
+    NORMALIZED_LR,
     ResultCache,
     finite,
     run_configs,
     run_study,
     training_run,
 )
-from lowrank.plotting import LOSS_COLORS, apply_style, format_steps, save_figure
+from lowrank.plotting import LOSS_COLORS, NGD_STYLE, apply_style, format_steps, save_figure
 
 NAME = "convergence"
 STYLE = {("cross_entropy", "zeros"): dict(color=LOSS_COLORS["cross_entropy"], ls="-"),
@@ -39,10 +42,10 @@ LABEL = {"cross_entropy": "cross-entropy", "differential": "differential"}
 def settings(args) -> dict:
     """Budgets of each mode."""
     if args.tiny:
-        return {"steps": 2000, "record": 25}
+        return {"steps": 2000, "record": 25, "ngd_steps": 1000, "ngd_lr": NORMALIZED_LR}
     if args.quick:
-        return {"steps": 10_000, "record": 40}
-    return {"steps": 1_000_000, "record": 80}
+        return {"steps": 10_000, "record": 40, "ngd_steps": 2000, "ngd_lr": NORMALIZED_LR}
+    return {"steps": 1_000_000, "record": 80, "ngd_steps": 10_000, "ngd_lr": NORMALIZED_LR}
 
 
 def datasets(seed: int) -> list[tuple[str, str, dict]]:
@@ -66,6 +69,11 @@ def configs(st: dict, seed: int) -> list[dict]:
                 # two points in R^2 span the plane: nothing is frozen for cross-entropy there
                 if init == "random" and not (key == "paper_pair" and loss == "cross_entropy"):
                     out.append({**base, "reference": "frozen"})
+            if st.get("ngd_steps"):  # normalized gradient descent: the same limits, sooner
+                out.append({"dataset": key, **data, "loss": loss, "steps": st["ngd_steps"],
+                            "record": st["record"], "init": "zeros", "init_seed": seed + 1,
+                            "reference": "prediction", "schedule": "normalized",
+                            "lr": st["ngd_lr"]})
     return out
 
 
@@ -84,7 +92,8 @@ def compute(args) -> dict:
         if r["reference"] != "prediction":
             continue
         summary.append({"dataset": r["dataset"], "loss": r["loss"], "init": r["init"],
-                        "steps": r["steps"], "lr": r["lr"], "measured_margin": r["final_margin"],
+                        "schedule": r.get("schedule", "constant"), "steps": r["steps"],
+                        "lr": r["lr"], "measured_margin": r["final_margin"],
                         "predicted_margin": r["predicted_margin"],
                         "final_angle_deg": r["angle_deg"][-1],
                         "frozen_norm_init": r["frozen_norm_init"],
@@ -95,7 +104,9 @@ def compute(args) -> dict:
             "notes": "predicted_margin: CE-limit margin for cross_entropy, optimal-SVM margin "
                      "for differential; angle_deg: angle between w(t) and the predicted w; "
                      "frozen_component: w(t) . r, r = unit part of w(0) orthogonal to the span "
-                     "of the updates; frozen_change = ||P w(T) - P w(0)|| for that projection."}
+                     "of the updates; frozen_change = ||P w(T) - P w(0)|| for that projection; "
+                     "schedule=normalized: normalized gradient descent (gradient descent on "
+                     "log L, step ngd_lr) for ngd_steps steps from zero weights."}
 
 
 def plot(res: dict, out_dir) -> list:
@@ -108,15 +119,20 @@ def plot(res: dict, out_dir) -> list:
     for i, key in enumerate(keys):
         ax_a, ax_m, ax_f = axes[i]
         for r in (r for r in runs if r["dataset"] == key and r["reference"] == "prediction"):
-            st = STYLE[(r["loss"], r["init"])]
             steps = np.asarray(r["history"]["step"], float)
             ok = steps > 0
-            lab = f"{LABEL[r['loss']]}, init {r['init']}"
+            if r.get("schedule", "constant") == "normalized":
+                st = {"color": NGD_STYLE[r["loss"]]["color"], "ls": ":"}
+                lab = f"{LABEL[r['loss']]}, normalized GD, init {r['init']}"
+            else:
+                st = STYLE[(r["loss"], r["init"])]
+                lab = f"{LABEL[r['loss']]}, init {r['init']}"
             ang = np.maximum(np.asarray(finite(r["angle_deg"])), ANGLE_FLOOR)[ok]
             if np.all(ang <= ANGLE_FLOOR):
                 lab += " (exactly 0: one difference vector)"
-            ax_a.plot(steps[ok], ang, lw=1.6, label=lab, **st)
-            ax_m.plot(steps[ok], np.asarray(finite(r["history"]["margin"]))[ok], lw=1.6,
+            lw = 2.2 if st["ls"] == ":" else 1.6
+            ax_a.plot(steps[ok], ang, lw=lw, label=lab, **st)
+            ax_m.plot(steps[ok], np.asarray(finite(r["history"]["margin"]))[ok], lw=lw,
                       label=lab, **st)
         r0 = next(r for r in runs if r["dataset"] == key)
         ax_m.axhline(r0["ce_limit_margin"], color=LOSS_COLORS["predicted"], ls=":", lw=2,
@@ -154,8 +170,12 @@ def plot(res: dict, out_dir) -> list:
         ax_f.set_title("random init: the part of $w(0)$ outside the update span never moves",
                        fontsize=9.5)
         ax_f.legend(fontsize=7.5)
-    fig.suptitle(f"Convergence in direction over {format_steps(res['settings']['steps'])} steps "
-                 "of gradient descent", fontsize=11)
+    title = (f"Convergence in direction over {format_steps(res['settings']['steps'])} steps "
+             "of gradient descent")
+    if res["settings"].get("ngd_steps"):
+        title += (f" (dotted: normalized GD, {format_steps(res['settings']['ngd_steps'])} "
+                  "steps)")
+    fig.suptitle(title, fontsize=11)
     return save_figure(fig, out_dir, NAME)
 
 
@@ -167,7 +187,8 @@ def csv_rows(res: dict) -> list[dict]:
 def report(res: dict):
     """One line per configuration: measured against predicted."""
     for s in res["summary"]:
-        yield (f"{s['dataset']:10s} {s['loss']:13s} init {s['init']:6s} T={s['steps']}: "
+        yield (f"{s['dataset']:10s} {s['loss']:13s} init {s['init']:6s} "
+               f"{s.get('schedule', 'constant'):10s} T={s['steps']}: "
                f"margin {s['measured_margin']:.5f} (predicted {s['predicted_margin']:.5f}), "
                f"angle {s['final_angle_deg']:.3g} deg, frozen part moved "
                f"{s['frozen_change']:.1e}")

@@ -13,8 +13,10 @@ Two sweeps (rows of the figure):
 Columns: two points on a line in R^2 (sympy closed form, exact solver, GD, differential),
 then multi-point data in a k-dimensional affine subspace of R^d for several k (exact
 solver, GD after several budgets T, differential; the two-point closed form at the same
-offset and centre drawn for reference). Results: ``margin_vs_offset.json`` / ``.csv``;
-finished configurations are cached in ``margin_vs_offset_cache.json`` (rerun resumes).
+offset and centre drawn for reference). Hollow markers: normalized gradient descent
+(gradient descent on log L), which reaches the same limits in far fewer steps. Results:
+``margin_vs_offset.json`` / ``.csv``; finished configurations are cached in
+``margin_vs_offset_cache.json`` (rerun resumes).
 
     python studies/margin_vs_offset.py [--quick] [--out figures] [--seed 0] [--jobs 2]
 """
@@ -25,14 +27,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from lowrank.experiments import (
+    NORMALIZED_LR,
     ResultCache,
     finite,
     flatten_record,
     line_pair_ratio,
-    run_configs,
+    margin_records,
     run_study,
 )
-from lowrank.plotting import LOSS_COLORS, apply_style, budget_colors, format_steps, save_figure
+from lowrank.plotting import (
+    LOSS_COLORS,
+    NGD_STYLE,
+    apply_style,
+    budget_colors,
+    format_steps,
+    save_figure,
+)
 
 NAME = "margin_vs_offset"
 FIXED_CENTER = 4.0
@@ -42,15 +52,18 @@ def settings(args) -> dict:
     """Sizes and budgets of each mode."""
     if args.tiny:
         return {"dim": 10, "n_per_class": 8, "ranks": [1, 3], "ce_steps": [10, 100, 1000],
-                "diff_steps": [1000], "offsets_a": [0.0, 2.0], "offsets_b": [0.0, 1.0]}
+                "diff_steps": [1000], "offsets_a": [0.0, 2.0], "offsets_b": [0.0, 1.0],
+                "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
     if args.quick:
         return {"dim": 50, "n_per_class": 25, "ranks": [1, 2, 5],
                 "ce_steps": [100, 1000, 10_000], "diff_steps": [1000, 10_000],
-                "offsets_a": [0.0, 1.0, 3.0, 8.0], "offsets_b": [0.0, 0.5, 1.0, 4.0]}
+                "offsets_a": [0.0, 1.0, 3.0, 8.0], "offsets_b": [0.0, 0.5, 1.0, 4.0],
+                "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
     return {"dim": 100, "n_per_class": 50, "ranks": [1, 2, 5, 10],
             "ce_steps": [100, 1000, 10_000, 100_000], "diff_steps": [1000, 10_000, 100_000],
             "offsets_a": [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0],
-            "offsets_b": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]}
+            "offsets_b": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
+            "ngd_steps": [1000, 10_000], "ngd_lr": NORMALIZED_LR}
 
 
 def configs(st: dict, seed: int) -> list[dict]:
@@ -78,14 +91,17 @@ def compute(args) -> dict:
     """Run (or resume) every configuration; return the results dict."""
     st = settings(args)
     cache = ResultCache(args.out / f"{NAME}_cache.json")
-    recs = run_configs(configs(st, args.seed), cache=cache, jobs=args.jobs, desc=NAME,
-                       quiet=args.quiet)
+    recs = margin_records(configs(st, args.seed), ngd_steps=st["ngd_steps"],
+                          ngd_lr=st["ngd_lr"], cache=cache, jobs=args.jobs, desc=NAME,
+                          quiet=args.quiet)
     return {"study": NAME, "seed": args.seed, "mode": _mode(args), "settings": st,
             "fixed_center": FIXED_CENTER, "records": recs,
             "notes": "ratio = margin / optimal (free-bias SVM) margin; *_ratio lists align "
                      "with ce_steps / diff_steps; ratio_predicted = exact CE-limit solver; "
                      "closed_form_ratio = sympy two-point formula at the same centre and "
-                     "offset (exact for kind=line_pair)."}
+                     "offset (exact for kind=line_pair); ngd_* = normalized gradient descent "
+                     "(gradient descent on log L, step ngd_lr; same limits, reached sooner), "
+                     "lists aligned with ngd_steps."}
 
 
 def _series(recs, sweep, match):
@@ -93,6 +109,17 @@ def _series(recs, sweep, match):
                 key=lambda r: r["c"] if r["kind"] == "line_pair" else r["offset"])
     xs = [r["c"] if r["kind"] == "line_pair" else r["offset"] for r in rs]
     return np.asarray(xs, dtype=float), rs
+
+
+def _plot_ngd(ax, xs, rs, st) -> None:
+    """Normalized gradient descent after its largest budget: hollow markers, dotted lines."""
+    if not st.get("ngd_steps"):
+        return
+    T = format_steps(st["ngd_steps"][-1])
+    for loss, key, name in (("cross_entropy", "ce", "cross-entropy"),
+                            ("differential", "diff", "differential")):
+        ax.plot(xs, finite(r.get(f"ngd_{key}_ratio", [np.nan])[-1] for r in rs),
+                label=f"normalized GD {name}, T={T}", **NGD_STYLE[loss])
 
 
 def plot(res: dict, out_dir) -> list:
@@ -134,6 +161,7 @@ def plot(res: dict, out_dir) -> list:
                 ax.plot(xs, finite(r.get("diff_ratio", [np.nan] * 9)[t_i] for r in rs),
                         color=dcol[T], marker="s", ms=3.5, lw=1,
                         label=f"differential, T={format_steps(T)}")
+            _plot_ngd(ax, xs, rs, st)
             ax.axhline(1.0, color=LOSS_COLORS["optimal"], lw=1.2, alpha=0.7,
                        label="optimal SVM (ratio 1)")
             if sweep == "height":
@@ -163,7 +191,9 @@ def report(res: dict):
         yield (f"{r['sweep']:11s} k={k!s:3s} offset={off:<5g} predicted "
                f"{r['ratio_predicted']:.4f} closed-form {r['closed_form_ratio']:.4f} "
                f"GD {r.get('ce_ratio', [float('nan')])[-1]:.4f} "
-               f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f}")
+               f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f} | normalized GD "
+               f"{r.get('ngd_ce_ratio', [float('nan')])[-1]:.4f} "
+               f"differential {r.get('ngd_diff_ratio', [float('nan')])[-1]:.4f}")
 
 
 def main(argv=None) -> dict:

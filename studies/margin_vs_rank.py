@@ -5,7 +5,9 @@ origin (class midpoint at ``center`` along the separating direction); (a) k grow
 d - 1 with no noise; (b) k is fixed and Gaussian noise of standard deviation sigma is
 added orthogonally to the subspace, so the data become full rank. Shown: the exact
 cross-entropy-limit prediction, gradient descent after several budgets T, differential
-training, and (bottom) how much of each weight vector points out of the subspace.
+training, normalized gradient descent for both losses (hollow markers: the same limits,
+reached in far fewer steps), and (bottom) how much of each weight vector points out of
+the subspace.
 Results: ``margin_vs_rank.json`` / ``.csv``; finished configurations are cached in
 ``margin_vs_rank_cache.json`` (rerun resumes).
 
@@ -18,31 +20,42 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from lowrank.experiments import (
+    NORMALIZED_LR,
     ResultCache,
     finite,
     flatten_record,
     line_pair_ratio,
-    run_configs,
+    margin_records,
     run_study,
 )
-from lowrank.plotting import LOSS_COLORS, apply_style, budget_colors, format_steps, save_figure
+from lowrank.plotting import (
+    LOSS_COLORS,
+    NGD_STYLE,
+    apply_style,
+    budget_colors,
+    format_steps,
+    save_figure,
+)
 
 NAME = "margin_vs_rank"
 OFFSET, CENTER = 1.0, 4.0
+NGD = (("cross_entropy", "ce", "cross-entropy"), ("differential", "diff", "differential"))
 
 
 def settings(args) -> dict:
     """Sizes and budgets of each mode."""
     if args.tiny:
         return {"dim": 10, "n_per_class": 8, "ranks": [1, 3, 9], "noise_rank": 2,
-                "noises": [0.0, 0.3], "ce_steps": [10, 100, 1000], "diff_steps": [1000]}
+                "noises": [0.0, 0.3], "ce_steps": [10, 100, 1000], "diff_steps": [1000],
+                "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
     if args.quick:
         return {"dim": 50, "n_per_class": 25, "ranks": [1, 2, 5, 20, 49], "noise_rank": 2,
                 "noises": [0.0, 0.03, 0.3, 3.0], "ce_steps": [100, 1000, 10_000],
-                "diff_steps": [1000, 10_000]}
+                "diff_steps": [1000, 10_000], "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
     return {"dim": 100, "n_per_class": 50, "ranks": [1, 2, 5, 10, 20, 50, 99], "noise_rank": 2,
             "noises": [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
-            "ce_steps": [100, 1000, 10_000, 100_000], "diff_steps": [1000, 10_000, 100_000]}
+            "ce_steps": [100, 1000, 10_000, 100_000], "diff_steps": [1000, 10_000, 100_000],
+            "ngd_steps": [1000, 10_000], "ngd_lr": NORMALIZED_LR}
 
 
 def configs(st: dict, seed: int) -> list[dict]:
@@ -64,14 +77,17 @@ def compute(args) -> dict:
     """Run (or resume) every configuration; return the results dict."""
     st = settings(args)
     cache = ResultCache(args.out / f"{NAME}_cache.json")
-    recs = run_configs(configs(st, args.seed), cache=cache, jobs=args.jobs, desc=NAME,
-                       quiet=args.quiet)
+    recs = margin_records(configs(st, args.seed), ngd_steps=st["ngd_steps"],
+                          ngd_lr=st["ngd_lr"], cache=cache, jobs=args.jobs, desc=NAME,
+                          quiet=args.quiet)
     return {"study": NAME, "seed": args.seed, "mode": _mode(args), "settings": st,
             "offset": OFFSET, "center": CENTER,
             "two_point_closed_form_ratio": line_pair_ratio(CENTER, OFFSET), "records": recs,
             "notes": "ratio = margin / optimal (free-bias SVM) margin of the same data; "
                      "*_ratio lists align with ce_steps / diff_steps; *_tilt = fraction of "
-                     "the weight vector orthogonal to the (noise-free) subspace."}
+                     "the weight vector orthogonal to the (noise-free) subspace; ngd_* = "
+                     "normalized gradient descent (gradient descent on log L, step ngd_lr; "
+                     "same limits, reached sooner), lists aligned with ngd_steps."}
 
 
 def plot(res: dict, out_dir) -> list:
@@ -103,6 +119,11 @@ def plot(res: dict, out_dir) -> list:
             ax.plot(xs, finite(r.get("diff_ratio", [np.nan] * 9)[t_i] for r in rs),
                     color=dcol[T], marker="s", ms=3.5, lw=1,
                     label=f"differential, T={format_steps(T)}")
+        ngd = format_steps(st["ngd_steps"][-1]) if st.get("ngd_steps") else None
+        for loss, key, lname in NGD:
+            if ngd:
+                ax.plot(xs, finite(r.get(f"ngd_{key}_ratio", [np.nan])[-1] for r in rs),
+                        label=f"normalized GD {lname}, T={ngd}", **NGD_STYLE[loss])
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("margin / optimal margin")
         ax.set_title(title, fontsize=10)
@@ -117,6 +138,10 @@ def plot(res: dict, out_dir) -> list:
         axt.plot(xs, finite(r.get("diff_tilt", np.nan) for r in rs),
                  color=dcol[st["diff_steps"][-1]], marker="s", ms=3.5, lw=1,
                  label=f"differential, T={format_steps(st['diff_steps'][-1])}")
+        for loss, key, lname in NGD:
+            if ngd:
+                axt.plot(xs, finite(r.get(f"ngd_{key}_tilt", np.nan) for r in rs),
+                         label=f"normalized GD {lname}, T={ngd}", **NGD_STYLE[loss])
         axt.set_ylim(-0.03, 1.03)
         axt.set_ylabel("fraction of $w$ orthogonal to the subspace")
         axt.set_xlabel(xlabel)
@@ -145,7 +170,9 @@ def report(res: dict):
     for r in res["records"]:
         yield (f"{r['sweep']:5s} k={r['rank']:<3d} noise={r['noise']:<5g} predicted "
                f"{r['ratio_predicted']:.4f} GD {r.get('ce_ratio', [float('nan')])[-1]:.4f} "
-               f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f} "
+               f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f} | normalized GD "
+               f"{r.get('ngd_ce_ratio', [float('nan')])[-1]:.4f} differential "
+               f"{r.get('ngd_diff_ratio', [float('nan')])[-1]:.4f} | "
                f"tilt(CE limit) {r.get('ce_limit_tilt', float('nan')):.3f}")
 
 

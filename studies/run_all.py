@@ -7,7 +7,9 @@ The synthetic studies (boundary_2d, margin_vs_offset, margin_vs_rank, convergenc
 in this process; ``kernel_benchmark.py`` (redrawn from ``OUT/kernel_benchmark.raw.json``,
 or with ``--run`` when that file is missing) runs as a subprocess, only if its script exists; a
 failing external study is reported, not fatal. The image studies need their data sets
-and are run on their own (see figures/README.md). Timings go to ``run_all.json``.
+and are run on their own (see figures/README.md). Timings go to ``run_all.json`` (with
+``--only``, the entries of the other studies from an earlier run are kept and
+``last_run`` lists the studies of this one; ``total_seconds`` is this run's).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
 from lowrank.experiments import study_arguments  # noqa: E402
-from lowrank.io import save_json  # noqa: E402
+from lowrank.io import load_json, save_json  # noqa: E402
 
 SYNTHETIC = ["boundary_2d", "margin_vs_offset", "margin_vs_rank", "convergence"]
 EXTERNAL = ["kernel_benchmark"]
@@ -73,7 +75,14 @@ def main(argv=None) -> dict:
         report[name] = {"status": status, "seconds": round(time.perf_counter() - t0, 1)}
         print(f"[run_all] {name}: {status} in {report[name]['seconds']} s", flush=True)
     report["total_seconds"] = round(time.perf_counter() - t_all, 1)
-    save_json(args.out / "run_all.json", report)
+    saved = report
+    if args.only and (args.out / "run_all.json").is_file():
+        # a partial rerun keeps the other studies' entries of the previous run
+        previous = load_json(args.out / "run_all.json")
+        saved = {k: v for k, v in previous.items() if k in names or k in SYNTHETIC + EXTERNAL}
+        saved = {**{k: v for k, v in saved.items() if k not in report}, **report,
+                 "last_run": list(names)}
+    save_json(args.out / "run_all.json", saved)
     print(f"[run_all] total {report['total_seconds']} s")
     return report
 
