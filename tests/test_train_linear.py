@@ -158,8 +158,10 @@ def test_normalized_schedule_reaches_the_limits():
     opt, ce = max_margin_separator(d.X, d.y), cross_entropy_limit(d.X, d.y)
     dt = fit_linear(d.X, d.y, loss="differential", steps=3_000, lr=1.0, schedule="normalized")
     assert opt.margin - 1e-3 <= dt.margin <= opt.margin + 1e-12
-    cef = fit_linear(d.X, d.y, loss="cross_entropy", steps=3_000, lr=1.0, schedule="normalized",
+    # cross-entropy needs the smaller step (lr 1 oscillates there, see fit_linear)
+    cef = fit_linear(d.X, d.y, loss="cross_entropy", steps=3_000, lr=0.1, schedule="normalized",
                      reference=ce.w)
     assert cef.margin <= ce.margin + 1e-12 and cef.history["cosine"][-1] > 0.999
+    assert cef.margin > 0.9 * ce.margin
     with pytest.raises(ValueError, match="schedule must be one of"):
         fit_linear(d.X, d.y, schedule="adam")
