@@ -1,7 +1,6 @@
 """Exact separators against closed forms, translation invariance, and errors."""
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -92,13 +91,14 @@ def test_solution_satisfies_kkt_independently():
         assert lam.min() > -1e-8
 
 
-def test_large_problem_is_fast_and_certified():
+def test_large_problem_is_certified():
+    # its time (budget: 10 s on 2 cores) is measured in tests/benchmarks/test_bench_svm.py
     d = affine_subspace_data(1000, dim=100, rank=10, offset=5.0, gap=0.5, noise=0.3, seed=1)
     for fn in (max_margin_separator, cross_entropy_limit):
-        t0 = time.perf_counter()
         sep = fn(d.X, d.y)
-        assert time.perf_counter() - t0 < 10.0  # the issue's stated budget on 2 cores
-        assert sep.duality_gap <= 1e-8
+        assert sep.duality_gap <= 1e-8 and sep.polished
+        f = d.y.numpy() * (d.X.numpy() @ sep.w.numpy() + sep.b)
+        assert f.min() == pytest.approx(1.0, abs=1e-9)
 
 
 def test_not_separable_raises():
