@@ -51,6 +51,9 @@ __all__ = [
     "run_configs",
     "study_arguments",
     "run_study",
+    "study_mode",
+    "sweep_records",
+    "record_rows",
     "flatten_record",
     "span_complement",
     "training_run",
@@ -638,6 +641,81 @@ def study_arguments(description: str) -> argparse.ArgumentParser:
     p.add_argument("--replot", action="store_true",
                    help="redraw the figure from the saved JSON without training")
     return p
+
+
+def study_mode(args: argparse.Namespace) -> str:
+    """The budget mode of parsed study arguments: ``"tiny"``, ``"quick"`` or ``"full"``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed :func:`study_arguments` (``--tiny`` wins over ``--quick``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> study_mode(study_arguments("demo").parse_args(["--quick"]))
+    'quick'
+    """
+    return "tiny" if args.tiny else "quick" if args.quick else "full"
+
+
+def sweep_records(name: str, args: argparse.Namespace, settings: Mapping[str, Any],
+                  configs: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Run (or resume from ``<out>/<name>_cache.json``) a margin sweep with its normalized twins.
+
+    Parameters
+    ----------
+    name : str
+        The study's name (cache file stem and progress label).
+    args : argparse.Namespace
+        Parsed :func:`study_arguments` (``out``, ``jobs``, ``quiet``).
+    settings : mapping
+        Holds ``ngd_steps`` and ``ngd_lr``, passed to :func:`margin_records`.
+    configs : iterable of mapping
+        Configurations of :func:`margin_config`.
+
+    Returns
+    -------
+    list of dict
+        The records of :func:`margin_records`, in input order.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> args = study_arguments("demo").parse_args(["--out", tempfile.mkdtemp(), "--quiet"])
+    >>> cfg = {"kind": "line_pair", "a": 3.0, "g": 1.0, "c": 1.0,
+    ...        "ce_steps": [100], "diff_steps": [100]}
+    >>> [rec] = sweep_records("demo", args, {"ngd_steps": [], "ngd_lr": 1.0}, [cfg])
+    >>> round(rec["ce_ratio"][0], 4), (args.out / "demo_cache.json").is_file()
+    (0.3188, True)
+    """
+    cache = ResultCache(Path(args.out) / f"{name}_cache.json")
+    return margin_records(configs, ngd_steps=settings["ngd_steps"], ngd_lr=settings["ngd_lr"],
+                          cache=cache, jobs=args.jobs, desc=name, quiet=args.quiet)
+
+
+def record_rows(res: Mapping[str, Any]) -> list[dict]:
+    """CSV rows of a sweep's results: one flattened row per record (:func:`flatten_record`).
+
+    Parameters
+    ----------
+    res : mapping
+        Results holding a ``"records"`` list.
+
+    Returns
+    -------
+    list of dict
+
+    Examples
+    --------
+    >>> record_rows({"records": [{"k": 1, "ce_steps": [10], "ce_ratio": [0.5]}]})
+    [{'k': 1, 'ce_ratio_T10': 0.5}]
+    """
+    return [flatten_record(r) for r in res["records"]]
 
 
 def run_study(name: str, description: str, compute: Callable[[argparse.Namespace], dict],

@@ -20,6 +20,7 @@ from lowrank.experiments import (
     measure,
     predicted_margins,
     run_study,
+    study_mode,
 )
 from lowrank.plotting import LOSS_COLORS, apply_style, budget_colors, draw_boundary, format_steps, save_figure
 from lowrank.progress import progress
@@ -51,7 +52,7 @@ def datasets(seed: int) -> list[tuple[str, str, dict]]:
 def compute(args) -> dict:
     """Train and solve every data set; return the results dict."""
     st = settings(args)
-    out = {"study": NAME, "seed": args.seed, "mode": _mode(args), **st, "datasets": []}
+    out = {"study": NAME, "seed": args.seed, "mode": study_mode(args), **st, "datasets": []}
     for key, title, cfg in progress(datasets(args.seed), desc=NAME, quiet=args.quiet):
         data = make_data(cfg)
         pred = predicted_margins(data.X, data.y, data.basis)
@@ -71,10 +72,6 @@ def compute(args) -> dict:
                                  "predicted_margin": pred["optimal_margin"]}
         out["datasets"].append(entry)
     return out
-
-
-def _mode(args) -> str:
-    return "tiny" if args.tiny else "quick" if args.quick else "full"
 
 
 def csv_rows(res: dict) -> list[dict]:

@@ -26,6 +26,7 @@ from lowrank.experiments import (
     finite,
     run_configs,
     run_study,
+    study_mode,
     training_run,
 )
 from lowrank.plotting import LOSS_COLORS, NGD_STYLE, apply_style, format_steps, save_figure
@@ -77,10 +78,6 @@ def configs(st: dict, seed: int) -> list[dict]:
     return out
 
 
-def _mode(args) -> str:
-    return "tiny" if args.tiny else "quick" if args.quick else "full"
-
-
 def compute(args) -> dict:
     """Run (or resume) every configuration; return the results dict."""
     st = settings(args)
@@ -98,7 +95,7 @@ def compute(args) -> dict:
                         "final_angle_deg": r["angle_deg"][-1],
                         "frozen_norm_init": r["frozen_norm_init"],
                         "frozen_change": r["frozen_change"]})
-    return {"study": NAME, "seed": args.seed, "mode": _mode(args), "settings": st,
+    return {"study": NAME, "seed": args.seed, "mode": study_mode(args), "settings": st,
             "titles": {k: t for k, t, _ in datasets(args.seed)}, "summary": summary,
             "runs": recs,
             "notes": "predicted_margin: CE-limit margin for cross_entropy, optimal-SVM margin "

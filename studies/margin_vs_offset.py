@@ -28,12 +28,12 @@ import numpy as np
 
 from lowrank.experiments import (
     NORMALIZED_LR,
-    ResultCache,
     finite,
-    flatten_record,
     line_pair_ratio,
-    margin_records,
+    record_rows,
     run_study,
+    study_mode,
+    sweep_records,
 )
 from lowrank.plotting import (
     LOSS_COLORS,
@@ -83,18 +83,11 @@ def configs(st: dict, seed: int) -> list[dict]:
     return out
 
 
-def _mode(args) -> str:
-    return "tiny" if args.tiny else "quick" if args.quick else "full"
-
-
 def compute(args) -> dict:
     """Run (or resume) every configuration; return the results dict."""
     st = settings(args)
-    cache = ResultCache(args.out / f"{NAME}_cache.json")
-    recs = margin_records(configs(st, args.seed), ngd_steps=st["ngd_steps"],
-                          ngd_lr=st["ngd_lr"], cache=cache, jobs=args.jobs, desc=NAME,
-                          quiet=args.quiet)
-    return {"study": NAME, "seed": args.seed, "mode": _mode(args), "settings": st,
+    recs = sweep_records(NAME, args, st, configs(st, args.seed))
+    return {"study": NAME, "seed": args.seed, "mode": study_mode(args), "settings": st,
             "fixed_center": FIXED_CENTER, "records": recs,
             "notes": "ratio = margin / optimal (free-bias SVM) margin; *_ratio lists align "
                      "with ce_steps / diff_steps; ratio_predicted = exact CE-limit solver; "
@@ -178,11 +171,6 @@ def plot(res: dict, out_dir) -> list:
     return save_figure(fig, out_dir, NAME)
 
 
-def csv_rows(res: dict) -> list[dict]:
-    """Rows of the CSV table."""
-    return [flatten_record(r) for r in res["records"]]
-
-
 def report(res: dict):
     """One line per configuration: measured against predicted."""
     for r in res["records"]:
@@ -198,7 +186,7 @@ def report(res: dict):
 
 def main(argv=None) -> dict:
     """Run the study (or redraw it with ``--replot``) and return the results dict."""
-    return run_study(NAME, __doc__.splitlines()[0], compute, plot, csv_rows, report, argv)
+    return run_study(NAME, __doc__.splitlines()[0], compute, plot, record_rows, report, argv)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ import numpy as np
 
 from lowrank.experiments import (
     NORMALIZED_LR,
-    ResultCache,
     finite,
-    flatten_record,
     line_pair_ratio,
-    margin_records,
+    record_rows,
     run_study,
+    study_mode,
+    sweep_records,
 )
 from lowrank.plotting import (
     LOSS_COLORS,
@@ -69,18 +69,11 @@ def configs(st: dict, seed: int) -> list[dict]:
     return out
 
 
-def _mode(args) -> str:
-    return "tiny" if args.tiny else "quick" if args.quick else "full"
-
-
 def compute(args) -> dict:
     """Run (or resume) every configuration; return the results dict."""
     st = settings(args)
-    cache = ResultCache(args.out / f"{NAME}_cache.json")
-    recs = margin_records(configs(st, args.seed), ngd_steps=st["ngd_steps"],
-                          ngd_lr=st["ngd_lr"], cache=cache, jobs=args.jobs, desc=NAME,
-                          quiet=args.quiet)
-    return {"study": NAME, "seed": args.seed, "mode": _mode(args), "settings": st,
+    recs = sweep_records(NAME, args, st, configs(st, args.seed))
+    return {"study": NAME, "seed": args.seed, "mode": study_mode(args), "settings": st,
             "offset": OFFSET, "center": CENTER,
             "two_point_closed_form_ratio": line_pair_ratio(CENTER, OFFSET), "records": recs,
             "notes": "ratio = margin / optimal (free-bias SVM) margin of the same data; "
@@ -160,11 +153,6 @@ def plot(res: dict, out_dir) -> list:
     return save_figure(fig, out_dir, NAME)
 
 
-def csv_rows(res: dict) -> list[dict]:
-    """Rows of the CSV table."""
-    return [flatten_record(r) for r in res["records"]]
-
-
 def report(res: dict):
     """One line per configuration: measured against predicted."""
     for r in res["records"]:
@@ -178,7 +166,7 @@ def report(res: dict):
 
 def main(argv=None) -> dict:
     """Run the study (or redraw it with ``--replot``) and return the results dict."""
-    return run_study(NAME, __doc__.splitlines()[0], compute, plot, csv_rows, report, argv)
+    return run_study(NAME, __doc__.splitlines()[0], compute, plot, record_rows, report, argv)
 
 
 if __name__ == "__main__":
