@@ -1,8 +1,8 @@
 """Sphinx configuration for the lowrank documentation.
 
 Build with ``python -m sphinx -W -b html docs docs/_build/html`` from the repository root.
-The build needs no network: there is no intersphinx, and MathJax is loaded by the
-reader's browser.
+The build needs no network (there is no intersphinx), and neither does the reader:
+MathJax is bundled into the HTML by ``sphinx-mathjax-offline``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax copied into _static: formulas render offline
     "sphinx.ext.viewcode",
     "numpydoc",
     "lowrank_docs",  # docs/_ext/lowrank_docs.py: name resolution for re-exported API names

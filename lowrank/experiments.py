@@ -585,7 +585,11 @@ def run_configs(configs: Iterable[Mapping[str, Any]],
     configs = [dict(c) for c in configs]
     cache = cache if cache is not None else ResultCache(None)
     todo = [i for i, c in enumerate(configs) if c not in cache]
-    bar = progress(range(len(todo)), desc=desc, total=len(todo), quiet=quiet)
+    if len(todo) < len(configs) and not quiet:
+        where = f" from {cache.path}" if cache.path is not None else ""
+        print(f"[{desc}] {len(configs) - len(todo)} of {len(configs)} configurations loaded "
+              f"from cache{where}", flush=True)
+    bar = progress(range(len(todo)), desc=desc, total=len(todo), quiet=quiet or not todo)
     ticks = iter(bar)
     if jobs > 1 and len(todo) > 1:
         saved = {k: os.environ.get(k) for k in _THREAD_VARS}
@@ -615,13 +619,15 @@ def run_configs(configs: Iterable[Mapping[str, Any]],
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def study_arguments(description: str) -> argparse.ArgumentParser:
+def study_arguments(description: str, name: str | None = None) -> argparse.ArgumentParser:
     """The common study options plus ``--tiny`` (tests), ``--jobs`` and ``--replot``.
 
     Parameters
     ----------
     description : str
         What the study shows.
+    name : str, optional
+        The study's name; ``--out`` defaults to ``runs/<name>``.
 
     Returns
     -------
@@ -633,7 +639,7 @@ def study_arguments(description: str) -> argparse.ArgumentParser:
     >>> args.tiny, args.jobs, args.replot, args.quick
     (True, 3, False, False)
     """
-    p = study_parser(description)
+    p = study_parser(description, name=name)
     p.add_argument("--tiny", action="store_true",
                    help="seconds-long smoke run (used by the tests)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
@@ -767,7 +773,7 @@ def run_study(name: str, description: str, compute: Callable[[argparse.Namespace
     >>> res["seed"], sorted(p.name for p in Path(out).iterdir())
     (4, ['demo.csv', 'demo.json'])
     """
-    args = study_arguments(description).parse_args(argv)
+    args = study_arguments(description, name=name).parse_args(argv)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.replot:

@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from image_binary import main as _main  # noqa: E402
 
+from lowrank.cli import run_cli  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the image study on CIFAR-10 (``--dataset cifar10`` prepended to ``argv``)."""
@@ -21,4 +23,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

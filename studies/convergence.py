@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 
+from lowrank.cli import run_cli
 from lowrank.experiments import (
     NORMALIZED_LR,
     ResultCache,
@@ -197,4 +198,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

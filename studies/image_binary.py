@@ -24,7 +24,6 @@ import copy
 import math
 import platform
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from lowrank.attacks import adversarial_share, min_norm_perturbations, pgd_success
-from lowrank.cli import data_dir_from, study_parser
+from lowrank.cli import data_dir_from, run_cli, study_parser
 from lowrank.data import load_cifar10_binary, load_fashion_mnist_binary
 from lowrank.io import load_json, load_torch, save_csv, save_json, save_torch
 from lowrank.models import build_model
@@ -71,7 +70,7 @@ EPS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options (common study options plus this study's)."""
-    p = study_parser(__doc__.splitlines()[0], data=True)
+    p = study_parser(__doc__.splitlines()[0], data=True, name="image_binary")
     p.add_argument("--dataset", choices=DATASETS, default="fashion_mnist")
     p.add_argument("--classes", nargs=2, default=None, metavar=("POSITIVE", "NEGATIVE"),
                    help="class names or indices (default: cat dog / Shirt T-shirt/top)")
@@ -375,12 +374,15 @@ def _print_summary(results: dict) -> None:
     s = results["summary"]["per_loss"]
     for loss, r in s.items():
         print(f"{loss:>14}: clean acc train {r['clean_train_acc']:.4f} test {r['clean_test_acc']:.4f}"
-              f"  eff. rank {r['final_effective_rank']}")
+              f"  eff. rank {float(r['final_effective_rank']):.2f}")
         for split in SPLITS:
             for norm in NORMS:
-                vals = ", ".join(f"eps={e}: {v:.3f}" for e, v in r["share"][split][norm].items())
+                vals = ", ".join(f"eps={float(e):.4g}: {v:.3f}" for e, v in r["share"][split][norm].items())
                 print(f"{'':>16}{split:>5} {norm:>4}: {vals}")
-    print(f"runtime (s): {results['runtime_seconds']}")
+    runtime = results["runtime_seconds"]
+    parts = (", ".join(f"{k} {float(v):.1f}" for k, v in runtime.items()) if isinstance(runtime, dict)
+             else f"{float(runtime):.1f}")
+    print(f"runtime (s): {parts}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -397,4 +399,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_cli(main)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from lowrank.cli import run_cli
 from lowrank.experiments import (
     NORMALIZED_LR,
     finite,
@@ -190,4 +191,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

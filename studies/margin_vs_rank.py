@@ -19,6 +19,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from lowrank.cli import run_cli
 from lowrank.experiments import (
     NORMALIZED_LR,
     finite,
@@ -170,4 +171,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

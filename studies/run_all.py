@@ -1,12 +1,14 @@
 """Regenerate every figure: the four synthetic studies, then the other studies that exist.
 
     python studies/run_all.py --quick --out runs/quick     # the README's main job (minutes)
-    python studies/run_all.py                              # full mode into figures/
+    python studies/run_all.py --out figures                # full mode, regenerating figures/
 
-The synthetic studies (boundary_2d, margin_vs_offset, margin_vs_rank, convergence) run
-in this process; ``kernel_benchmark.py`` (redrawn from ``OUT/kernel_benchmark.raw.json``,
-or with ``--run`` when that file is missing) runs as a subprocess, only if its script exists; a
-failing external study is reported, not fatal. The image studies need their data sets
+Without ``--out`` the results go to ``runs/run_all/``. The synthetic studies (boundary_2d,
+margin_vs_offset, margin_vs_rank, convergence) run in this process; ``kernel_benchmark.py``
+(redrawn from ``OUT/kernel_benchmark.raw.json``, or with ``--run`` when that file is missing)
+runs as a subprocess, only if its script exists. A failing study does not stop the others:
+each is reported, ``run_all.json`` records its status, and the command exits with status 1
+naming the studies that failed. The image studies need their data sets
 and are run on their own (see figures/README.md). Timings go to ``run_all.json`` (with
 ``--only``, the entries of the other studies from an earlier run are kept and
 ``last_run`` lists the studies of this one; ``total_seconds`` is this run's).
@@ -18,6 +20,7 @@ import importlib.util
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,7 +44,7 @@ def load_study(name: str):
 
 def main(argv=None) -> dict:
     """Run every study; return ``{name: {"seconds", "status"}}``."""
-    p = study_arguments(__doc__.splitlines()[0])
+    p = study_arguments(__doc__.splitlines()[0], name="run_all")
     p.add_argument("--only", nargs="+", default=None, help="run only these studies")
     p.add_argument("--skip-external", action="store_true",
                    help="only the four synthetic studies (no kernel benchmark)")
@@ -64,8 +67,12 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         print(f"[run_all] {name} ...", flush=True)
         if name in SYNTHETIC:
-            load_study(name).main(ours)
-            status = "ok"
+            try:
+                load_study(name).main(ours)
+                status = "ok"
+            except Exception as err:  # one study's failure must not hide the others' results
+                traceback.print_exc()
+                status = f"failed ({type(err).__name__}: {err})"
         else:
             extra = []
             if name == "kernel_benchmark" and not (args.out / f"{name}.raw.json").exists():
@@ -87,5 +94,20 @@ def main(argv=None) -> dict:
     return report
 
 
+def failed_studies(report: dict) -> list[str]:
+    """The names of the studies whose status in a :func:`main` report is a failure."""
+    return [name for name, entry in report.items()
+            if isinstance(entry, dict) and str(entry.get("status", "")).startswith("failed")]
+
+
+def cli(argv=None) -> int:
+    """Run :func:`main`; exit status 1 (naming them) when any study failed, else 0."""
+    failed = failed_studies(main(argv))
+    if failed:
+        print(f"[run_all] FAILED: {', '.join(failed)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

@@ -6,7 +6,7 @@
   (functions that return something), ``Attributes`` (dataclasses), ``Examples`` (all).
   Constants in ``__all__`` are shown with their values in the API reference.
 * The ``Examples`` sections of the docstrings run as doctests.
-* The ``pycon`` code blocks of the hand-written pages in ``docs/`` run as doctests, so
+* The ``pycon`` code blocks of README.md and the hand-written pages in ``docs/`` run as doctests, so
   every number they print is one the code produces.
 * The CIFAR-10 tutorial's code runs end to end on a tiny data set in the CIFAR-10 format.
 * The API reference lists every public module and the gallery shows every figure.
@@ -207,12 +207,12 @@ def test_docstring_examples_run(modname, monkeypatch, capsys):
 
 
 _PYCON = re.compile(r"^```pycon[^\n]*\n(.*?)^```", re.S | re.M)
-_PAGES = sorted(p for p in DOCS.rglob("*.md")
-                if "_build" not in p.parts and "generated" not in p.parts)
+_PAGES = [ROOT / "README.md"] + sorted(p for p in DOCS.rglob("*.md")
+                                       if "_build" not in p.parts and "generated" not in p.parts)
 
 
 @pytest.mark.parametrize("page", [p for p in _PAGES if _PYCON.search(p.read_text("utf-8"))],
-                         ids=lambda p: str(p.relative_to(DOCS)))
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_examples_print_what_the_page_says(page, monkeypatch, capsys):
     """The pycon blocks of a page run as one doctest session, outputs compared."""
     monkeypatch.setenv("LOWRANK_QUIET", "1")
