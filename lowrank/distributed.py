@@ -393,12 +393,13 @@ class DataParallel:
         return self.rank == 0
 
     def check_same(self, **values) -> None:
-        """Raise ValueError on every rank unless all ranks passed the same integer ``values``.
+        """Raise ValueError on every rank unless all ranks passed the same ``values``.
 
         Parameters
         ----------
-        **values : int
-            Named integers that must agree (e.g. the data set size and the seed).
+        **values : int or float
+            Named numbers that must agree exactly (e.g. the data set size, the seed, a
+            checksum of the data); compared as float64.
 
         Examples
         --------
@@ -407,7 +408,7 @@ class DataParallel:
         if not self.enabled:
             return
         names = sorted(values)
-        mine = torch.tensor([int(values[k]) for k in names], dtype=torch.float64)
+        mine = torch.tensor([float(values[k]) for k in names], dtype=torch.float64)
         mine = mine.to(next(self.module.parameters()).device)
         every = _gather_meta(mine, self.world_size, self.group)
         differ = [k for i, k in enumerate(names) if len(set(every[:, i].tolist())) > 1]

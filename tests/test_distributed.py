@@ -1,7 +1,7 @@
 """The all-pairs differential loss across ranks (lowrank.distributed) and DDP training.
 
 One set of 3 CPU processes (gloo backend, rendezvous through a file, traffic on the
-loopback interface) is spawned once for the module; each rank runs every case and
+loopback interface) is started once for the module; each rank runs every case and
 saves what it saw; the tests compare that with single-process references computed
 here:
 
@@ -18,6 +18,7 @@ here:
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import time
@@ -82,13 +83,14 @@ def _train_data():
     return x, y
 
 
-def _train(cfg_kwargs: dict, batch_size: int, ddp: bool, checkpoint=None):
+def _train(cfg_kwargs: dict, batch_size: int, ddp: bool, checkpoint=None, x_shift: float = 0.0):
     from lowrank.models import MLP
     from lowrank.train import DeepTrainConfig, train_deep
 
     x, y = _train_data()
     torch.manual_seed(0)
     model = MLP(6, (8, 4))
+    x = x + x_shift
     cfg = DeepTrainConfig(epochs=2, batch_size=batch_size, spectrum_samples=0, ddp=ddp, **cfg_kwargs)
     r = train_deep(model, x, y, cfg, checkpoint=checkpoint, quiet=True)
     return {"state": {k: v.detach().clone() for k, v in r.model.state_dict().items()},
@@ -149,6 +151,8 @@ def _worker(rank: int, world: int, store: str, out_dir: str) -> None:
         res["loss"]["uneven", "logistic", "mean", "no_grad"] = _loss_run(
             "uneven", "logistic", "mean", None, grad=False)
         res["errors"] = _error_cases(rank)
+        res["errors"]["train_data_differs"] = _outcome(
+            lambda: _train(TRAIN_CASES["differential_sgd"], TRAIN_B, ddp=True, x_shift=float(rank == 2)))
         for name, kw in TRAIN_CASES.items():
             ck = Path(out_dir) / f"{name}.ckpt" if name == "differential_sgd" else None
             res["train"][name] = _train(kw, TRAIN_B, ddp=True, checkpoint=ck)
@@ -159,10 +163,16 @@ def _worker(rank: int, world: int, store: str, out_dir: str) -> None:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    """Spawn WORLD processes once; return each rank's recorded results."""
+    """Start WORLD processes once; return each rank's recorded results and their folder."""
     out = tmp_path_factory.mktemp("distributed")
+    # forkserver: torch and lowrank are imported once, in a fresh server process that the
+    # ranks are forked from (safe, unlike forking this process); spawn where unavailable
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    if method == "forkserver":  # ignored if this process's forkserver already runs
+        multiprocessing.get_context(method).set_forkserver_preload(
+            ["torch", "lowrank.distributed", "lowrank.models", "lowrank.train"])
     ctx = mp.start_processes(_worker, args=(WORLD, str(out / "store"), str(out)), nprocs=WORLD,
-                             join=False, start_method="spawn")
+                             join=False, start_method=method)
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not ctx.join(timeout=max(1.0, deadline - time.monotonic())):
@@ -241,6 +251,11 @@ def test_bad_inputs_raise_on_every_rank(ranks):
                        "(see the error raised there)"}
     for r in (0, 1):
         assert "rank(s) [2]" in errs[r]["nan_on_rank_2"]["message"]
+    for r in range(WORLD):
+        assert errs[r]["train_data_differs"] == {
+            "error": "ValueError",
+            "message": "every rank must pass the same data and configuration, but x_sum differ "
+                       "between ranks"}
 
 
 @pytest.mark.parametrize("name", list(TRAIN_CASES))

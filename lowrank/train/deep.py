@@ -314,7 +314,9 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
     spec_idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed + 7919))[:n_spec]
 
     dp = DataParallel(model, cfg.ddp)  # identity unless cfg.ddp (lowrank.distributed)
-    dp.check_same(n=len(x), n_pos=len(pos_idx), seed=cfg.seed, batch_size=cfg.batch_size)
+    if cfg.ddp:  # every rank must train on the same data with the same settings
+        dp.check_same(n=len(x), n_pos=len(pos_idx), x_sum=float(x.double().sum()), seed=cfg.seed,
+                      batch_size=cfg.batch_size)
     history: list[dict] = []
     start = 0
     ck_path = Path(checkpoint) if checkpoint is not None else None
