@@ -39,7 +39,7 @@ hold no positive, no negative or no example at all; the union must hold both
 classes. Invalid inputs on one rank raise :class:`ValueError` on every rank
 (rather than leaving the others waiting in a collective).
 
-:class:`DataParallel` is the hook through which :func:`lowrank.train.train_deep`
+:class:`DataParallelContext` is the hook through which :func:`lowrank.train.train_deep`
 runs under :class:`~torch.nn.parallel.DistributedDataParallel`
 (``DeepTrainConfig(ddp=True)``). See ``docs/distributed.md``.
 """
@@ -52,7 +52,7 @@ import torch.distributed as dist
 from .kernels import SUPPORTED_DTYPES, pairwise_logistic
 from .losses import PAIR_LOSSES, _check_reduction, _check_scores_labels, differential_loss
 
-__all__ = ["distributed_differential_loss", "pair_coverage", "DataParallel"]
+__all__ = ["distributed_differential_loss", "pair_coverage", "DataParallelContext"]
 
 # Fields of the per-rank metadata exchanged by the first all-gather (float64).
 _OK, _NPOS, _NNEG, _GRAD, _DTYPE, _LSE_POS, _LSE_NEG = range(7)
@@ -199,7 +199,7 @@ def distributed_differential_loss(scores: torch.Tensor, y, pair_loss: str = "log
     gradient). Under :class:`~torch.nn.parallel.DistributedDataParallel`, which
     averages parameter gradients over the ``K`` ranks, multiply the loss by ``K``
     before ``backward()`` to get the single-process gradient of the union batch
-    (:meth:`DataParallel.backward_loss` does it).
+    (:meth:`DataParallelContext.backward_loss` does it).
 
     Parameters
     ----------
@@ -332,7 +332,7 @@ def pair_coverage(counts) -> float:
     return sum(p * n for p, n in pairs) / (n_p * n_n)
 
 
-class DataParallel:
+class DataParallelContext:
     """One training step split over the ranks of a process group, for :func:`lowrank.train.train_deep`.
 
     With ``enabled=False`` every method is the single-process identity (one rank),
@@ -369,7 +369,7 @@ class DataParallel:
 
     Examples
     --------
-    >>> dp = DataParallel(torch.nn.Linear(2, 1), enabled=False)
+    >>> dp = DataParallelContext(torch.nn.Linear(2, 1), enabled=False)
     >>> dp.world_size, dp.is_main, dp.local_batch(torch.arange(4)).tolist()
     (1, True, [0, 1, 2, 3])
     """
@@ -403,7 +403,7 @@ class DataParallel:
 
         Examples
         --------
-        >>> DataParallel(torch.nn.Linear(2, 1), enabled=False).check_same(n=10)
+        >>> DataParallelContext(torch.nn.Linear(2, 1), enabled=False).check_same(n=10)
         """
         if not self.enabled:
             return
@@ -433,7 +433,7 @@ class DataParallel:
 
         Examples
         --------
-        >>> DataParallel(torch.nn.Linear(2, 1), enabled=False).local_batch(torch.arange(2)).tolist()
+        >>> DataParallelContext(torch.nn.Linear(2, 1), enabled=False).local_batch(torch.arange(2)).tolist()
         [0, 1]
         """
         if self.world_size == 1:
@@ -459,7 +459,7 @@ class DataParallel:
 
         Examples
         --------
-        >>> dp = DataParallel(torch.nn.Linear(2, 1), enabled=False)
+        >>> dp = DataParallelContext(torch.nn.Linear(2, 1), enabled=False)
         >>> round(float(dp.differential_loss(torch.tensor([1.0, 1.0]), [1, -1])), 6)
         0.693147
         """
@@ -488,7 +488,7 @@ class DataParallel:
 
         Examples
         --------
-        >>> dp = DataParallel(torch.nn.Linear(2, 1), enabled=False)
+        >>> dp = DataParallelContext(torch.nn.Linear(2, 1), enabled=False)
         >>> float(dp.backward_loss(torch.tensor(2.0), differential=True))
         2.0
         """
@@ -507,7 +507,7 @@ class DataParallel:
 
         Examples
         --------
-        >>> DataParallel(torch.nn.Linear(2, 1), enabled=False).mean(0.5)
+        >>> DataParallelContext(torch.nn.Linear(2, 1), enabled=False).mean(0.5)
         0.5
         """
         if not self.enabled:

@@ -31,7 +31,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from lowrank.distributed import DataParallel, distributed_differential_loss, pair_coverage
+from lowrank.distributed import DataParallelContext, distributed_differential_loss, pair_coverage
 from lowrank.losses import differential_loss
 
 WORLD = 3
@@ -300,7 +300,7 @@ def test_without_a_process_group_the_error_says_what_is_missing():
     with pytest.raises(RuntimeError, match="init_process_group"):
         distributed_differential_loss(torch.tensor([1.0, 0.0]), [1, -1])
     with pytest.raises(RuntimeError, match="torchrun"):
-        DataParallel(torch.nn.Linear(2, 1), enabled=True)
+        DataParallelContext(torch.nn.Linear(2, 1), enabled=True)
     with pytest.raises(ValueError, match="pair_loss must be one of"):
         distributed_differential_loss(torch.tensor([1.0, 0.0]), [1, -1], pair_loss="hinge")
     with pytest.raises(ValueError, match="reduction must be one of"):
@@ -318,7 +318,7 @@ def test_pair_coverage():
 
 
 def test_local_batch_takes_each_ranks_block_of_each_class():
-    dp = DataParallel(torch.nn.Linear(2, 1), enabled=False)
+    dp = DataParallelContext(torch.nn.Linear(2, 1), enabled=False)
     dp.rank, dp.world_size = 1, 3  # as on rank 1 of 3 (local_batch only reads these)
     idx = torch.arange(12)  # 6 positives (0..5), then 6 negatives (6..11)
     assert dp.local_batch(idx).tolist() == [2, 3, 8, 9]

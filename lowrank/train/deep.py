@@ -16,7 +16,7 @@
   history). ``resume=True`` continues from it: training 2 epochs, stopping and
   resuming to 4 gives bit-identical weights to 4 straight epochs.
 * ``ddp=True`` trains data-parallel under an initialised ``torch.distributed`` process
-  group (``torchrun``), through :class:`lowrank.distributed.DataParallel`: every rank
+  group (``torchrun``), through :class:`lowrank.distributed.DataParallelContext`: every rank
   passes the same data and configuration, draws the same global batch of
   ``K * batch_size`` examples and trains on its share of it; the differential loss
   covers all pairs of the global batch, scaled by ``K`` before ``backward()`` because
@@ -36,7 +36,7 @@ import torch
 
 from .._validation import check_both_classes, check_finite, signed_labels
 from ..analysis.features import spectrum_summary
-from ..distributed import DataParallel
+from ..distributed import DataParallelContext
 from ..io import load_torch, save_torch
 from ..losses import cross_entropy_loss
 from ..progress import progress
@@ -313,7 +313,7 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
     n_spec = min(cfg.spectrum_samples, len(x))
     spec_idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed + 7919))[:n_spec]
 
-    dp = DataParallel(model, cfg.ddp)  # identity unless cfg.ddp (lowrank.distributed)
+    dp = DataParallelContext(model, cfg.ddp)  # identity unless cfg.ddp (lowrank.distributed)
     if cfg.ddp:  # every rank must train on the same data with the same settings
         dp.check_same(n=len(x), n_pos=len(pos_idx), x_sum=float(x.double().sum()), seed=cfg.seed,
                       batch_size=cfg.batch_size)
