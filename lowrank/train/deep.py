@@ -15,6 +15,13 @@
   set, and writes a checkpoint atomically (model, optimiser, RNG states, epoch,
   history). ``resume=True`` continues from it: training 2 epochs, stopping and
   resuming to 4 gives bit-identical weights to 4 straight epochs.
+* ``ddp=True`` trains data-parallel under an initialised ``torch.distributed`` process
+  group (``torchrun``), through :class:`lowrank.distributed.DataParallelContext`: every rank
+  passes the same data and configuration, draws the same global batch of
+  ``K * batch_size`` examples and trains on its share of it; the differential loss
+  covers all pairs of the global batch, scaled by ``K`` before ``backward()`` because
+  DDP averages gradients. ``K`` ranks with ``batch_size=B`` take the steps of one
+  process with ``batch_size=K*B``. Rank 0 writes the checkpoint. See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ import torch
 
 from .._validation import check_both_classes, check_finite, signed_labels
 from ..analysis.features import spectrum_summary
+from ..distributed import DataParallelContext
 from ..io import load_torch, save_torch
-from ..losses import cross_entropy_loss, differential_loss
+from ..losses import cross_entropy_loss
 from ..progress import progress
 from .bias import midpoint_bias
 
@@ -66,6 +74,9 @@ class DeepTrainConfig:
         spectrum; 0 disables it.
     pair_loss : {"logistic", "exponential"}
         Pair loss of the differential loss.
+    ddp : bool
+        Train data-parallel over the initialised ``torch.distributed`` process group
+        (``batch_size`` is then per rank; see the module notes).
 
     Raises
     ------
@@ -94,6 +105,7 @@ class DeepTrainConfig:
     seed: int = 0
     spectrum_samples: int = 2000
     pair_loss: str = "logistic"
+    ddp: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in DEEP_LOSSES:
@@ -230,8 +242,8 @@ def _make_optimizer(params, cfg: DeepTrainConfig) -> torch.optim.Optimizer:
 
 
 def _same_run(saved: dict, cfg: DeepTrainConfig) -> list[str]:
-    now = asdict(cfg)
-    return [k for k in now if k != "epochs" and saved.get(k) != now[k]]
+    now, default = asdict(cfg), asdict(DeepTrainConfig())  # default: fields newer than `saved`
+    return [k for k in now if k != "epochs" and saved.get(k, default[k]) != now[k]]
 
 
 def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConfig | None = None,
@@ -301,6 +313,10 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
     n_spec = min(cfg.spectrum_samples, len(x))
     spec_idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed + 7919))[:n_spec]
 
+    dp = DataParallelContext(model, cfg.ddp)  # identity unless cfg.ddp (lowrank.distributed)
+    if cfg.ddp:  # every rank must train on the same data with the same settings
+        dp.check_same(n=len(x), n_pos=len(pos_idx), x_sum=float(x.double().sum()), seed=cfg.seed,
+                      batch_size=cfg.batch_size)
     history: list[dict] = []
     start = 0
     ck_path = Path(checkpoint) if checkpoint is not None else None
@@ -310,6 +326,9 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
         if bad:
             raise ValueError(f"checkpoint {ck_path} was written with a different configuration "
                              f"({', '.join(bad)}); delete it or pass resume=False")
+        if ck.get("world_size", 1) != dp.world_size:
+            raise ValueError(f"checkpoint {ck_path} was written by {ck.get('world_size', 1)} rank(s), "
+                             f"not {dp.world_size}")
         if ck["epoch"] > cfg.epochs:
             raise ValueError(f"checkpoint {ck_path} is at epoch {ck['epoch']}, beyond "
                              f"config.epochs = {cfg.epochs}")
@@ -322,25 +341,26 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
 
     label = desc or cfg.loss
     for epoch in progress(range(start, cfg.epochs), desc=label, total=cfg.epochs - start,
-                          quiet=quiet):
+                          quiet=quiet or not dp.is_main):
         t0 = time.perf_counter()
         model.train()
         total, count = 0.0, 0
-        for idx in balanced_batches(pos_idx, neg_idx, cfg.batch_size, gen):
-            scores = model(x[idx])
+        for idx in balanced_batches(pos_idx, neg_idx, cfg.batch_size * dp.world_size, gen):
+            idx = dp.local_batch(idx)
+            scores = dp.module(x[idx])
             if differential:
-                loss = differential_loss(scores, ys[idx], pair_loss=cfg.pair_loss)
+                loss = dp.differential_loss(scores, ys[idx], pair_loss=cfg.pair_loss)
             else:
                 loss = cross_entropy_loss(scores, ys[idx])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            dp.backward_loss(loss, differential).backward()
             opt.step()
             total += float(loss.detach())
             count += 1
         s, feats = predict_scores(model, x, features=True)
         if differential:
             s = s - model.head.bias.detach()[0] + midpoint_bias(s - model.head.bias.detach()[0], ys)
-        entry = {"epoch": epoch + 1, "loss": total / count,
+        entry = {"epoch": epoch + 1, "loss": dp.mean(total / count),
                  "train_acc": float(((s > 0) == (ys > 0)).to(torch.float64).mean())}
         if n_spec:
             spec = spectrum_summary(feats[spec_idx])
@@ -348,8 +368,9 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
                          singular_values=spec["singular_values"])
         entry["seconds"] = time.perf_counter() - t0
         history.append(entry)
-        if ck_path is not None:
+        if ck_path is not None and dp.is_main:
             save_torch(ck_path, {"format": 1, "config": asdict(cfg), "epoch": epoch + 1,
+                                 "world_size": dp.world_size,
                                  "model": model.state_dict(), "optimizer": opt.state_dict(),
                                  "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
                                  "history": history})
