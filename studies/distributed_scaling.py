@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lowrank.cli import study_parser
+from lowrank.cli import run_cli, study_parser
 from lowrank.io import save_csv, save_json
 
 
@@ -111,7 +111,7 @@ def measure(world: int, size: int, repeats: int, seed: int) -> dict:
 
 def main(argv=None) -> dict:
     """Run the measurements, print the table, write the JSON and CSV."""
-    p = study_parser(__doc__.splitlines()[0])
+    p = study_parser(__doc__.splitlines()[0], name="distributed_scaling")
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4], help="numbers of processes")
     p.add_argument("--size", type=int, default=None, help="P = N (default 8192; 2048 with --quick)")
     p.add_argument("--repeats", type=int, default=None, help="timed steps (default 10; 5 with --quick)")
@@ -145,4 +145,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
