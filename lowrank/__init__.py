@@ -13,6 +13,7 @@ train     gradient-descent training and the midpoint bias rule
 theory    exact max-margin / cross-entropy-limit separators and sympy closed forms
 analysis  margins, directions, feature spectra
 attacks   minimum-norm adversarial evaluation
+distributed  the all-pairs loss over the union of torch.distributed ranks (``import lowrank.distributed``)
 """
 
 from . import analysis, data, kernels, losses, models, theory, train  # noqa: F401
