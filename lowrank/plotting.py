@@ -86,6 +86,11 @@ def not_separated_handle():
     """A legend handle for the crosses of :func:`mark_not_separated` (label
     :data:`NOT_SEPARATED_LABEL`).
 
+    Returns
+    -------
+    matplotlib.lines.Line2D
+        A line without data, drawn as a dark cross.
+
     Examples
     --------
     >>> not_separated_handle().get_marker()
@@ -116,6 +121,10 @@ def plot_run_ratios(ax, xs, records, run: str, index: int = -1, **style) -> None
         Which budget.
     **style
         Passed to ``ax.plot`` for the ratios (the crosses take its ``color``).
+
+    Returns
+    -------
+    None
 
     Examples
     --------
