@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import check_real
+from ._validation import check_matrix, check_real, signed_labels
 from .analysis.margins import subspace_split
 from .cli import study_parser
 from .data.synthetic import LowRankData, affine_subspace_data, line_pair
@@ -146,8 +146,8 @@ def separated_margins(margins: Iterable[float]) -> tuple[list[float | None], lis
 
 
 def _numpy_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
-    Xn = torch.as_tensor(X, dtype=torch.float64).cpu().numpy()
-    yn = torch.as_tensor(y, dtype=torch.float64).cpu().numpy()
+    Xn = check_matrix(X, "X", dtype=torch.float64, detach=True).cpu().numpy()
+    yn = signed_labels(y, "y", dtype=torch.float64).cpu().numpy()
     yn = np.where(yn > 0, 1.0, -1.0)
     return Xn, yn
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lowrank.experiments import (
     NORMALIZED_LR,
@@ -355,3 +356,10 @@ def test_convergence_figure_draws_margins_only_where_separated(tiny, monkeypatch
             elif len(xy) > 2:  # a margin curve (not a horizontal reference line)
                 assert np.all(np.isnan(xy[:, 1]) | (xy[:, 1] > 0))
     assert crosses == n_unseparated
+
+
+def test_default_lr_reads_tensors_that_require_grad_and_refuses_complex():
+    X = torch.tensor([[3.0, 1.0], [5.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    assert default_lr(X, [-1, 1]) == pytest.approx(0.21170577, rel=1e-6)
+    with pytest.raises(ValueError, match="X must be real-valued"):
+        default_lr(np.array([[3.0, 1j], [5.0, 1.0]]), [-1, 1])
