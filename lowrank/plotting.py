@@ -14,7 +14,8 @@ import seaborn as sns  # noqa: E402
 from .io import atomic_write_bytes  # noqa: E402
 
 __all__ = ["apply_style", "LOSS_COLORS", "NGD_STYLE", "save_figure", "budget_colors", "draw_boundary",
-           "format_steps"]
+           "format_steps", "NOT_SEPARATED_LABEL", "mark_not_separated", "plot_run_ratios",
+           "not_separated_handle"]
 
 #: One colour per training method, used by every figure.
 LOSS_COLORS = {
@@ -32,6 +33,119 @@ NGD_STYLE = {
     "differential": {"color": "#154360", "marker": "s", "mfc": "none", "ms": 7, "mew": 1.4,
                      "ls": ":", "lw": 1.4},
 }
+
+
+#: Legend text of the marker drawn by :func:`mark_not_separated`.
+NOT_SEPARATED_LABEL = "$\\times$ on the axis: run does not separate the training data (no margin)"
+
+
+def mark_not_separated(ax, xs, separated, y: float = 0.0, **style):
+    """Mark the runs that do not separate the training data with a cross at height ``y``.
+
+    Such a run has no margin (some training point is on the wrong side): it is drawn as
+    a cross on the axis instead of a margin point, in the colour of its series. The crosses
+    are not clipped, so one at the lower limit of the axis stays visible.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    xs : sequence of float
+        Positions of the runs.
+    separated : sequence of bool
+        Whether each run separates the data (``None`` counts as not separated).
+    y : float, default 0
+        Height of the crosses (the lower limit of a ratio axis).
+    **style
+        Passed to ``ax.plot`` (``color`` ...); ``marker``, ``ms``, ``mew`` and ``ls`` have
+        defaults.
+
+    Returns
+    -------
+    list of Line2D
+        What ``ax.plot`` returns (empty when every run separates).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> (line,) = mark_not_separated(ax, [1.0, 2.0, 3.0], [True, False, None], color="k")
+    >>> line.get_xydata().tolist(), line.get_marker()
+    ([[2.0, 0.0], [3.0, 0.0]], 'x')
+    >>> mark_not_separated(ax, [1.0], [True])
+    []
+    >>> plt.close(fig)
+    """
+    bad = [x for x, ok in zip(xs, separated, strict=True) if not ok]
+    if not bad:
+        return []
+    kw = {"marker": "x", "ms": 8, "mew": 2.0, "ls": "none", "clip_on": False, "zorder": 5} | style
+    return ax.plot(bad, [y] * len(bad), **kw)
+
+
+def not_separated_handle():
+    """A legend handle for the crosses of :func:`mark_not_separated` (label
+    :data:`NOT_SEPARATED_LABEL`).
+
+    Returns
+    -------
+    matplotlib.lines.Line2D
+        A line without data, drawn as a dark cross.
+
+    Examples
+    --------
+    >>> not_separated_handle().get_marker()
+    'x'
+    """
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color="0.2", marker="x", ms=8, mew=2.0, ls="none")
+
+
+def plot_run_ratios(ax, xs, records, run: str, index: int = -1, **style) -> None:
+    """Margin ratios of one run of a sweep after one budget, with crosses where it has none.
+
+    Draws ``record[f"{run}_ratio"][index]`` against ``xs`` (a gap where it is ``None``) and,
+    through :func:`mark_not_separated`, a cross on the axis for each record whose
+    ``f"{run}_separated"[index]`` is false (see :func:`lowrank.experiments.mark_separation`).
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    xs : sequence of float
+        One position per record.
+    records : sequence of mapping
+        Sweep records (:func:`lowrank.experiments.margin_config`).
+    run : str
+        ``"ce"``, ``"diff"``, ``"ngd_ce"`` or ``"ngd_diff"``.
+    index : int, default -1
+        Which budget.
+    **style
+        Passed to ``ax.plot`` for the ratios (the crosses take its ``color``).
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> recs = [{"ce_ratio": [0.5], "ce_separated": [True]},
+    ...         {"ce_ratio": [None], "ce_separated": [False]}]
+    >>> plot_run_ratios(ax, [1.0, 2.0], recs, "ce", color="r", label="GD")
+    >>> [line.get_xydata().tolist() for line in ax.lines]
+    [[[1.0, 0.5], [2.0, nan]], [[2.0, 0.0]]]
+    >>> plt.close(fig)
+    """
+    def at(values):  # lists are aligned with the budgets; a record may lack the run
+        return values[index] if values else None
+
+    ratios = [at(r.get(f"{run}_ratio")) for r in records]
+    ax.plot(xs, [float("nan") if v is None else float(v) for v in ratios], **style)
+    have = [(x, at(r[f"{run}_separated"])) for x, r in zip(xs, records, strict=True)
+            if r.get(f"{run}_separated")]
+    if have:
+        mark_not_separated(ax, [x for x, _ in have], [ok for _, ok in have], color=style.get("color"))
 
 
 def apply_style() -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from lowrank.cli import run_cli
 from lowrank.experiments import (
+    format_measurement,
     make_data,
     measure,
     predicted_margins,
@@ -66,10 +67,12 @@ def compute(args) -> dict:
         for T in st["budgets"]:  # one run per budget: the boundary needs w at T
             r = measure(data.X, data.y, "cross_entropy", [T])
             entry["gd"].append({"T": T, "w": r["w"], "b": r["b"], "margin": r["margin"][0],
-                                "lr": r["lr"], "predicted_margin": pred["ce_limit_margin"]})
+                                "separated": r["separated"][0], "lr": r["lr"],
+                                "predicted_margin": pred["ce_limit_margin"]})
         r = measure(data.X, data.y, "differential", [st["diff_steps"]])
         entry["differential"] = {"T": st["diff_steps"], "w": r["w"], "b": r["b"],
-                                 "margin": r["margin"][0], "lr": r["lr"],
+                                 "margin": r["margin"][0], "separated": r["separated"][0],
+                                 "lr": r["lr"],
                                  "predicted_margin": pred["optimal_margin"]}
         out["datasets"].append(entry)
     return out
@@ -83,17 +86,28 @@ def csv_rows(res: dict) -> list[dict]:
         for g in e["gd"]:
             table.append({"dataset": e["key"], "method": "gd_cross_entropy", "T": g["T"],
                           "lr": g["lr"], "measured_margin": g["margin"],
+                          "separated": g.get("separated"),
                           "predicted_margin": g["predicted_margin"],
                           "optimal_margin": p["optimal_margin"]})
         d = e["differential"]
         table.append({"dataset": e["key"], "method": "gd_differential", "T": d["T"],
                       "lr": d["lr"], "measured_margin": d["margin"],
+                      "separated": d.get("separated"),
                       "predicted_margin": d["predicted_margin"],
                       "optimal_margin": p["optimal_margin"]})
         table.append({"dataset": e["key"], "method": "ce_limit_solver", "T": None, "lr": None,
                       "measured_margin": None, "predicted_margin": p["ce_limit_margin"],
                       "optimal_margin": p["optimal_margin"]})
     return table
+
+
+def _margin_text(run: dict) -> str:
+    """``margin 0.4472``, or ``not separated (no margin)`` for weights that misclassify a
+    point (also for JSON of older versions, which stored the negative signed margin)."""
+    m = run["margin"]
+    if m is None or m <= 0 or run.get("separated") is False:
+        return "not separated (no margin)"
+    return f"margin {format_measurement(m)}"
 
 
 def plot(res: dict, out_dir) -> list:
@@ -121,7 +135,7 @@ def plot(res: dict, out_dir) -> list:
         for g in e["gd"]:
             draw_boundary(ax, g["w"], g["b"], xlim, ylim, color=cols[g["T"]], lw=1.3,
                           label=f"GD cross-entropy, T={format_steps(g['T'])}: "
-                                f"margin {g['margin']:.4f}")
+                                f"{_margin_text(g)}")
         cf = e.get("closed_form")
         cf_txt = f" (sympy {cf['cross_entropy_margin']:.4f})" if cf else ""
         draw_boundary(ax, p["ce_limit_w"], p["ce_limit_b"], xlim, ylim,
@@ -134,7 +148,7 @@ def plot(res: dict, out_dir) -> list:
         d = e["differential"]
         draw_boundary(ax, d["w"], d["b"], xlim, ylim, color=LOSS_COLORS["differential"],
                       lw=1.6, ls=(0, (4, 2)),
-                      label=f"differential, T={format_steps(d['T'])}: margin {d['margin']:.4f}")
+                      label=f"differential, T={format_steps(d['T'])}: {_margin_text(d)}")
         ax.scatter(X[y > 0, 0], X[y > 0, 1], marker="o", s=55, color="#2c3e50",
                    edgecolor="white", zorder=5, label="class +1")
         ax.scatter(X[y < 0, 0], X[y < 0, 1], marker="X", s=65, color="#e67e22",
@@ -158,7 +172,8 @@ def report(res: dict):
         p = e["predicted"]
         yield (f"{e['key']}: optimal {p['optimal_margin']:.4f}, CE limit "
                f"{p['ce_limit_margin']:.4f}, GD T={e['gd'][-1]['T']} "
-               f"{e['gd'][-1]['margin']:.4f}, differential {e['differential']['margin']:.4f}")
+               f"{format_measurement(e['gd'][-1]['margin'])}, differential "
+               f"{format_measurement(e['differential']['margin'])}")
 
 
 def main(argv=None) -> dict:

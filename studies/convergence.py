@@ -9,6 +9,9 @@ differences for differential training) never moves, while ``||w||`` grows like l
 its influence fades only as 1/log t. Two data sets: the paper's two points and 50 points
 in a 2-dimensional affine subspace of R^20. Dotted: normalized gradient descent (gradient
 descent on log L) from zero weights, which reaches the same limits in far fewer steps.
+Margins are drawn only at steps where the weights separate the training data; the other
+recorded steps are crosses on the margin axis (no margin), and a final margin is null in
+the JSON when the final weights do not separate (``separated`` false).
 Results: ``convergence.json`` / ``.csv``.
 
     python studies/convergence.py [--quick] [--out figures] [--seed 0] [--jobs 2]
@@ -25,12 +28,21 @@ from lowrank.experiments import (
     NORMALIZED_LR,
     ResultCache,
     finite,
+    format_measurement,
     run_configs,
     run_study,
     study_mode,
     training_run,
 )
-from lowrank.plotting import LOSS_COLORS, NGD_STYLE, apply_style, format_steps, save_figure
+from lowrank.plotting import (
+    LOSS_COLORS,
+    NGD_STYLE,
+    apply_style,
+    format_steps,
+    mark_not_separated,
+    not_separated_handle,
+    save_figure,
+)
 
 NAME = "convergence"
 STYLE = {("cross_entropy", "zeros"): dict(color=LOSS_COLORS["cross_entropy"], ls="-"),
@@ -89,9 +101,11 @@ def compute(args) -> dict:
     for r in recs:
         if r["reference"] != "prediction":
             continue
+        separated = _separated(r)[-1]
         summary.append({"dataset": r["dataset"], "loss": r["loss"], "init": r["init"],
                         "schedule": r.get("schedule", "constant"), "steps": r["steps"],
-                        "lr": r["lr"], "measured_margin": r["final_margin"],
+                        "lr": r["lr"], "separated": separated,
+                        "measured_margin": r["history"]["margin"][-1] if separated else None,
                         "predicted_margin": r["predicted_margin"],
                         "final_angle_deg": r["angle_deg"][-1],
                         "frozen_norm_init": r["frozen_norm_init"],
@@ -104,7 +118,17 @@ def compute(args) -> dict:
                      "frozen_component: w(t) . r, r = unit part of w(0) orthogonal to the span "
                      "of the updates; frozen_change = ||P w(T) - P w(0)|| for that projection; "
                      "schedule=normalized: normalized gradient descent (gradient descent on "
-                     "log L, step ngd_lr) for ngd_steps steps from zero weights."}
+                     "log L, step ngd_lr per loss) for ngd_steps steps from zero weights; "
+                     "history.margin is the signed geometric margin, a margin only where "
+                     "history.separated is true; measured_margin / final_margin are null "
+                     "when the final weights do not separate the training data."}
+
+
+def _separated(run: dict) -> list[bool]:
+    """Whether the weights separate the data at each recorded step (JSON of older versions
+    has no flags: a positive signed margin then)."""
+    h = run["history"]
+    return h.get("separated") or [m is not None and m > 0 for m in h["margin"]]
 
 
 def plot(res: dict, out_dir) -> list:
@@ -116,6 +140,10 @@ def plot(res: dict, out_dir) -> list:
                              squeeze=False)
     for i, key in enumerate(keys):
         ax_a, ax_m, ax_f = axes[i]
+        r0 = next(r for r in runs if r["dataset"] == key)
+        top = r0["optimal_margin"]
+        bottom = -0.1 * top  # the lower limit of the margin axis: crosses for "no margin"
+        any_unseparated = False
         for r in (r for r in runs if r["dataset"] == key and r["reference"] == "prediction"):
             steps = np.asarray(r["history"]["step"], float)
             ok = steps > 0
@@ -130,15 +158,17 @@ def plot(res: dict, out_dir) -> list:
                 lab += " (exactly 0: one difference vector)"
             lw = 2.2 if st["ls"] == ":" else 1.6
             ax_a.plot(steps[ok], ang, lw=lw, label=lab, **st)
-            ax_m.plot(steps[ok], np.asarray(finite(r["history"]["margin"]))[ok], lw=lw,
-                      label=lab, **st)
-        r0 = next(r for r in runs if r["dataset"] == key)
+            sep = np.asarray(_separated(r), bool)
+            margin = np.where(sep, np.asarray(finite(r["history"]["margin"])), np.nan)
+            ax_m.plot(steps[ok], margin[ok], lw=lw, label=lab, **st)
+            mark_not_separated(ax_m, steps[ok], sep[ok], y=bottom, color=st["color"], ms=6,
+                               mew=1.4)
+            any_unseparated |= not sep[ok].all()
         ax_m.axhline(r0["ce_limit_margin"], color=LOSS_COLORS["predicted"], ls=":", lw=2,
                      label=f"predicted CE limit {r0['ce_limit_margin']:.4f}")
         ax_m.axhline(r0["optimal_margin"], color=LOSS_COLORS["optimal"], ls=":", lw=2,
                      label=f"optimal SVM {r0['optimal_margin']:.4f}")
-        top = r0["optimal_margin"]
-        ax_m.set_ylim(-0.1 * top, 1.1 * top)
+        ax_m.set_ylim(bottom, 1.1 * top)
         for ax in (ax_a, ax_m):
             ax.set_xscale("log")
             ax.set_xlabel("gradient steps t")
@@ -149,7 +179,11 @@ def plot(res: dict, out_dir) -> list:
         ax_m.set_ylabel("geometric margin")
         ax_m.set_title("margin approaching its prediction", fontsize=9.5)
         ax_a.legend(fontsize=8)
-        ax_m.legend(fontsize=7.5, loc="lower right")
+        handles, labels = ax_m.get_legend_handles_labels()
+        if any_unseparated:
+            handles.append(not_separated_handle())
+            labels.append("$\\times$ at the bottom: not separated at that step (no margin)")
+        ax_m.legend(handles, labels, fontsize=7.5, loc="lower right")
         for r in (r for r in runs if r["dataset"] == key and r["reference"] == "frozen"):
             st = STYLE[(r["loss"], r["init"])]
             steps = np.asarray(r["history"]["step"], float)
@@ -187,7 +221,8 @@ def report(res: dict):
     for s in res["summary"]:
         yield (f"{s['dataset']:10s} {s['loss']:13s} init {s['init']:6s} "
                f"{s.get('schedule', 'constant'):10s} T={s['steps']}: "
-               f"margin {s['measured_margin']:.5f} (predicted {s['predicted_margin']:.5f}), "
+               f"margin {format_measurement(s['measured_margin'], '.5f')} "
+               f"(predicted {s['predicted_margin']:.5f}), "
                f"angle {s['final_angle_deg']:.3g} deg, frozen part moved "
                f"{s['frozen_change']:.1e}")
 

@@ -14,7 +14,9 @@ Columns: two points on a line in R^2 (sympy closed form, exact solver, GD, diffe
 then multi-point data in a k-dimensional affine subspace of R^d for several k (exact
 solver, GD after several budgets T, differential; the two-point closed form at the same
 offset and centre drawn for reference). Hollow markers: normalized gradient descent
-(gradient descent on log L), which reaches the same limits in far fewer steps. Results:
+(gradient descent on log L), which reaches the same limits in far fewer steps. A run whose
+weights do not separate the training data has no margin: it is drawn as a cross on the
+axis, and its margin and ratio are null in the JSON (``*_separated`` false). Results:
 ``margin_vs_offset.json`` / ``.csv``; finished configurations are cached in
 ``margin_vs_offset_cache.json`` (rerun resumes).
 
@@ -29,8 +31,11 @@ import numpy as np
 from lowrank.cli import run_cli
 from lowrank.experiments import (
     NORMALIZED_LR,
+    RUN_PREFIXES,
     finite,
+    format_measurement,
     line_pair_ratio,
+    mark_separation,
     record_rows,
     run_study,
     study_mode,
@@ -39,9 +44,12 @@ from lowrank.experiments import (
 from lowrank.plotting import (
     LOSS_COLORS,
     NGD_STYLE,
+    NOT_SEPARATED_LABEL,
     apply_style,
     budget_colors,
     format_steps,
+    not_separated_handle,
+    plot_run_ratios,
     save_figure,
 )
 
@@ -94,8 +102,9 @@ def compute(args) -> dict:
                      "with ce_steps / diff_steps; ratio_predicted = exact CE-limit solver; "
                      "closed_form_ratio = sympy two-point formula at the same centre and "
                      "offset (exact for kind=line_pair); ngd_* = normalized gradient descent "
-                     "(gradient descent on log L, step ngd_lr; same limits, reached sooner), "
-                     "lists aligned with ngd_steps."}
+                     "(gradient descent on log L, step ngd_lr per loss; same limits, reached "
+                     "sooner), lists aligned with ngd_steps; *_separated false: those weights "
+                     "do not separate the training data, so margin and ratio are null."}
 
 
 def _series(recs, sweep, match):
@@ -112,14 +121,15 @@ def _plot_ngd(ax, xs, rs, st) -> None:
     T = format_steps(st["ngd_steps"][-1])
     for loss, key, name in (("cross_entropy", "ce", "cross-entropy"),
                             ("differential", "diff", "differential")):
-        ax.plot(xs, finite(r.get(f"ngd_{key}_ratio", [np.nan])[-1] for r in rs),
-                label=f"normalized GD {name}, T={T}", **NGD_STYLE[loss])
+        plot_run_ratios(ax, xs, rs, f"ngd_{key}", -1, label=f"normalized GD {name}, T={T}",
+                  **NGD_STYLE[loss])
 
 
 def plot(res: dict, out_dir) -> list:
     """Draw the figure from the results dict."""
     apply_style()
-    st, recs = res["settings"], res["records"]
+    st = res["settings"]
+    recs = [mark_separation(r) for r in res["records"]]  # also for JSON of older versions
     panels = [("two points in $\\mathbb{R}^2$", lambda r: r["kind"] == "line_pair")]
     panels += [(f"k = {k} in $\\mathbb{{R}}^{{{st['dim']}}}$, {2 * st['n_per_class']} points",
                 lambda r, k=k: r["kind"] == "subspace" and r["rank"] == k) for k in st["ranks"]]
@@ -148,13 +158,11 @@ def plot(res: dict, out_dir) -> list:
             ax.plot(xs, finite(r["ratio_predicted"] for r in rs), color=LOSS_COLORS["predicted"],
                     lw=2.2, ls="--", marker="D", ms=4, label="predicted: exact CE-limit solver")
             for t_i, T in enumerate(st["ce_steps"]):
-                ax.plot(xs, finite(r.get("ce_ratio", [np.nan] * 9)[t_i] for r in rs),
-                        color=cols[T], marker="o", ms=3.5, lw=1,
-                        label=f"GD cross-entropy, T={format_steps(T)}")
+                plot_run_ratios(ax, xs, rs, "ce", t_i, color=cols[T], marker="o", ms=3.5, lw=1,
+                          label=f"GD cross-entropy, T={format_steps(T)}")
             for t_i, T in enumerate(st["diff_steps"]):
-                ax.plot(xs, finite(r.get("diff_ratio", [np.nan] * 9)[t_i] for r in rs),
-                        color=dcol[T], marker="s", ms=3.5, lw=1,
-                        label=f"differential, T={format_steps(T)}")
+                plot_run_ratios(ax, xs, rs, "diff", t_i, color=dcol[T], marker="s", ms=3.5, lw=1,
+                          label=f"differential, T={format_steps(T)}")
             _plot_ngd(ax, xs, rs, st)
             ax.axhline(1.0, color=LOSS_COLORS["optimal"], lw=1.2, alpha=0.7,
                        label="optimal SVM (ratio 1)")
@@ -168,21 +176,25 @@ def plot(res: dict, out_dir) -> list:
             if j == 0:
                 ax.set_ylabel("margin / optimal margin")
     handles, labels = first.get_legend_handles_labels()
+    if any(not ok for r in recs for run in RUN_PREFIXES for ok in r.get(f"{run}_separated", [])):
+        handles.append(not_separated_handle())
+        labels.append(NOT_SEPARATED_LABEL)
     fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     return save_figure(fig, out_dir, NAME)
 
 
 def report(res: dict):
     """One line per configuration: measured against predicted."""
-    for r in res["records"]:
+    nan = [float("nan")]
+    for r in map(mark_separation, res["records"]):
         k = r.get("rank", "2pt")
         off = r.get("offset", r.get("c"))
         yield (f"{r['sweep']:11s} k={k!s:3s} offset={off:<5g} predicted "
                f"{r['ratio_predicted']:.4f} closed-form {r['closed_form_ratio']:.4f} "
-               f"GD {r.get('ce_ratio', [float('nan')])[-1]:.4f} "
-               f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f} | normalized GD "
-               f"{r.get('ngd_ce_ratio', [float('nan')])[-1]:.4f} "
-               f"differential {r.get('ngd_diff_ratio', [float('nan')])[-1]:.4f}")
+               f"GD {format_measurement(r.get('ce_ratio', nan)[-1])} "
+               f"differential {format_measurement(r.get('diff_ratio', nan)[-1])} | normalized GD "
+               f"{format_measurement(r.get('ngd_ce_ratio', nan)[-1])} "
+               f"differential {format_measurement(r.get('ngd_diff_ratio', nan)[-1])}")
 
 
 def main(argv=None) -> dict:

@@ -7,7 +7,9 @@ added orthogonally to the subspace, so the data become full rank. Shown: the exa
 cross-entropy-limit prediction, gradient descent after several budgets T, differential
 training, normalized gradient descent for both losses (hollow markers: the same limits,
 reached in far fewer steps), and (bottom) how much of each weight vector points out of
-the subspace.
+the subspace. A run whose weights do not separate the training data has no margin: it is
+drawn as a cross on the axis, and its margin and ratio are null in the JSON
+(``*_separated`` false).
 Results: ``margin_vs_rank.json`` / ``.csv``; finished configurations are cached in
 ``margin_vs_rank_cache.json`` (rerun resumes).
 
@@ -22,8 +24,11 @@ import numpy as np
 from lowrank.cli import run_cli
 from lowrank.experiments import (
     NORMALIZED_LR,
+    RUN_PREFIXES,
     finite,
+    format_measurement,
     line_pair_ratio,
+    mark_separation,
     record_rows,
     run_study,
     study_mode,
@@ -32,9 +37,12 @@ from lowrank.experiments import (
 from lowrank.plotting import (
     LOSS_COLORS,
     NGD_STYLE,
+    NOT_SEPARATED_LABEL,
     apply_style,
     budget_colors,
     format_steps,
+    not_separated_handle,
+    plot_run_ratios,
     save_figure,
 )
 
@@ -80,14 +88,17 @@ def compute(args) -> dict:
             "notes": "ratio = margin / optimal (free-bias SVM) margin of the same data; "
                      "*_ratio lists align with ce_steps / diff_steps; *_tilt = fraction of "
                      "the weight vector orthogonal to the (noise-free) subspace; ngd_* = "
-                     "normalized gradient descent (gradient descent on log L, step ngd_lr; "
-                     "same limits, reached sooner), lists aligned with ngd_steps."}
+                     "normalized gradient descent (gradient descent on log L, step ngd_lr per "
+                     "loss; same limits, reached sooner), lists aligned with ngd_steps; "
+                     "*_separated false: those weights do not separate the training data, so "
+                     "margin and ratio are null."}
 
 
 def plot(res: dict, out_dir) -> list:
     """Draw the figure from the results dict."""
     apply_style()
-    st, recs = res["settings"], res["records"]
+    st = res["settings"]
+    recs = [mark_separation(r) for r in res["records"]]  # also for JSON of older versions
     cols = budget_colors(st["ce_steps"])
     dcol = budget_colors(st["diff_steps"], cmap="Blues")
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained", sharex="col")
@@ -106,18 +117,16 @@ def plot(res: dict, out_dir) -> list:
         ax.plot(xs, finite(r["ratio_predicted"] for r in rs), color=LOSS_COLORS["predicted"],
                 lw=2.2, ls="--", marker="D", ms=4, label="predicted: exact CE-limit solver")
         for t_i, T in enumerate(st["ce_steps"]):
-            ax.plot(xs, finite(r.get("ce_ratio", [np.nan] * 9)[t_i] for r in rs),
-                    color=cols[T], marker="o", ms=3.5, lw=1,
-                    label=f"GD cross-entropy, T={format_steps(T)}")
+            plot_run_ratios(ax, xs, rs, "ce", t_i, color=cols[T], marker="o", ms=3.5, lw=1,
+                      label=f"GD cross-entropy, T={format_steps(T)}")
         for t_i, T in enumerate(st["diff_steps"]):
-            ax.plot(xs, finite(r.get("diff_ratio", [np.nan] * 9)[t_i] for r in rs),
-                    color=dcol[T], marker="s", ms=3.5, lw=1,
-                    label=f"differential, T={format_steps(T)}")
+            plot_run_ratios(ax, xs, rs, "diff", t_i, color=dcol[T], marker="s", ms=3.5, lw=1,
+                      label=f"differential, T={format_steps(T)}")
         ngd = format_steps(st["ngd_steps"][-1]) if st.get("ngd_steps") else None
         for loss, key, lname in NGD:
             if ngd:
-                ax.plot(xs, finite(r.get(f"ngd_{key}_ratio", [np.nan])[-1] for r in rs),
-                        label=f"normalized GD {lname}, T={ngd}", **NGD_STYLE[loss])
+                plot_run_ratios(ax, xs, rs, f"ngd_{key}", -1, label=f"normalized GD {lname}, T={ngd}",
+                          **NGD_STYLE[loss])
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("margin / optimal margin")
         ax.set_title(title, fontsize=10)
@@ -150,18 +159,22 @@ def plot(res: dict, out_dir) -> list:
             axt.tick_params(axis="x", labelsize=8)
         axt.legend(fontsize=7.5, loc="best")
     handles, labels = axes[0, 0].get_legend_handles_labels()
+    if any(not ok for r in recs for run in RUN_PREFIXES for ok in r.get(f"{run}_separated", [])):
+        handles.append(not_separated_handle())
+        labels.append(NOT_SEPARATED_LABEL)
     fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return save_figure(fig, out_dir, NAME)
 
 
 def report(res: dict):
     """One line per configuration: measured against predicted."""
-    for r in res["records"]:
+    nan = [float("nan")]
+    for r in map(mark_separation, res["records"]):
         yield (f"{r['sweep']:5s} k={r['rank']:<3d} noise={r['noise']:<5g} predicted "
-               f"{r['ratio_predicted']:.4f} GD {r.get('ce_ratio', [float('nan')])[-1]:.4f} "
-               f"differential {r.get('diff_ratio', [float('nan')])[-1]:.4f} | normalized GD "
-               f"{r.get('ngd_ce_ratio', [float('nan')])[-1]:.4f} differential "
-               f"{r.get('ngd_diff_ratio', [float('nan')])[-1]:.4f} | "
+               f"{r['ratio_predicted']:.4f} GD {format_measurement(r.get('ce_ratio', nan)[-1])} "
+               f"differential {format_measurement(r.get('diff_ratio', nan)[-1])} | normalized GD "
+               f"{format_measurement(r.get('ngd_ce_ratio', nan)[-1])} differential "
+               f"{format_measurement(r.get('ngd_diff_ratio', nan)[-1])} | "
                f"tilt(CE limit) {r.get('ce_limit_tilt', float('nan')):.3f}")
 
 

@@ -11,6 +11,8 @@ below its predicted limit.
 
 from __future__ import annotations
 
+import copy
+import csv
 import importlib.util
 import math
 import subprocess
@@ -21,18 +23,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lowrank.experiments import (
+    NORMALIZED_LR,
     ResultCache,
     config_key,
     default_lr,
     flatten_record,
     line_pair_ratio,
     margin_config,
+    margin_records,
+    mark_separation,
     run_configs,
     span_complement,
 )
-from lowrank.io import load_json
+from lowrank.io import load_json, save_csv
+from lowrank.plotting import NOT_SEPARATED_LABEL
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 NAMES = ["boundary_2d", "margin_vs_offset", "margin_vs_rank", "convergence"]
@@ -86,7 +93,10 @@ def test_boundary_2d(tiny):
     res = tiny[1]["boundary_2d"]
     for e in res["datasets"]:
         pred = e["predicted"]
-        margins = [g["margin"] for g in e["gd"]]
+        for g in e["gd"] + [e["differential"]]:  # no margin where a point is misclassified
+            assert g["separated"] == (g["margin"] is not None and g["margin"] > 0)
+        assert e["gd"][-1]["separated"] and e["differential"]["separated"]
+        margins = [g["margin"] if g["separated"] else -math.inf for g in e["gd"]]
         assert all(m <= pred["ce_limit_margin"] + TOL for m in margins)
         assert all(b >= a - TOL for a, b in zip(margins, margins[1:], strict=False))
         assert pred["ce_limit_margin"] - margins[-1] < pred["ce_limit_margin"] - margins[0]
@@ -99,14 +109,27 @@ def test_boundary_2d(tiny):
     assert pair["predicted"]["optimal_margin"] == pytest.approx(1.0, abs=1e-9)
 
 
+def _check_separation_flags(r):
+    """Every run's margins are positive where flagged separated, null (ratio too) elsewhere."""
+    for run in ("ce", "diff", "ngd_ce", "ngd_diff"):
+        flags, margins, ratios = r[f"{run}_separated"], r[f"{run}_margin"], r[f"{run}_ratio"]
+        steps = r["ngd_steps" if run.startswith("ngd") else f"{run}_steps"]
+        assert len(flags) == len(margins) == len(ratios) == len(steps)
+        for ok, m, q in zip(flags, margins, ratios, strict=True):
+            assert (m is not None and m > 0 and q is not None and q > 0) if ok else (m is q is None)
+
+
 def _check_margin_records(records):
     n_approach = 0
     for r in records:
         assert r["separable"]
         assert r["ratio_predicted"] <= 1 + TOL
-        ce = np.asarray(r["ce_margin"])
-        assert np.all(ce <= r["ce_limit_margin"] + TOL), r
-        gap = r["ce_limit_margin"] - ce
+        _check_separation_flags(r)
+        # a budget after which GD does not yet separate the data has no margin (null)
+        ce = np.asarray([np.nan if m is None else m for m in r["ce_margin"]])
+        assert np.all(ce[~np.isnan(ce)] <= r["ce_limit_margin"] + TOL), r
+        assert r["ce_separated"][-1], r
+        gap = r["ce_limit_margin"] - np.nan_to_num(ce, nan=-np.inf)  # no margin: infinitely far
         assert gap[-1] <= gap[0] + TOL, r   # closer after the largest budget than the smallest
         n_approach += gap[-1] < gap[0]
         assert abs(r["ce_limit_duality_gap"]) < 1e-6 and abs(r["optimal_duality_gap"]) < 1e-6
@@ -118,9 +141,12 @@ def _check_margin_records(records):
             assert diff <= r["optimal_margin"] + TOL
             assert r["diff_ratio"][-1] > r["ce_ratio"][-1]
         # normalized gradient descent: the same limits, reached in thousands of steps
-        assert r["ngd_steps"] and r["ngd_lr"] > 0
+        # per-loss steps: 0.1 for cross-entropy (1 oscillates there), 1 for differential
+        assert r["ngd_steps"] and r["ngd_lr"] == {"cross_entropy": 0.1, "differential": 1.0}
+        assert r["ngd_ce_lr"] == 0.1 and r["ngd_diff_lr"] == 1.0
         assert abs(r["ngd_diff_margin"][-1] - r["optimal_margin"]) < NGD_DIFF_TOL, r
         assert r["ngd_diff_tilt"] < 1e-6 or r.get("noise", 0) > 0, r
+        assert all(r["ngd_ce_separated"]), r
         ngd_ce = np.asarray(r["ngd_ce_margin"])
         assert np.all(ngd_ce <= r["ce_limit_margin"] + TOL), r
         assert r["ce_limit_margin"] - ngd_ce[-1] <= NGD_CE_REL_TOL * r["ce_limit_margin"], r
@@ -169,6 +195,9 @@ def test_convergence(tiny):
         steps = np.asarray(h["step"])
         margin = np.asarray(h["margin"], float)
         early = np.searchsorted(steps, 10)
+        assert h["separated"] == [bool(m > 0) for m in margin]  # NaN at step 0 (w = 0): False
+        assert r["final_separated"] == h["separated"][-1]
+        assert r["final_margin"] == (margin[-1] if r["final_separated"] else None)
         if r["loss"] == "cross_entropy":
             assert np.all(margin[1:] <= r["predicted_margin"] + TOL)
         if r["init"] == "random":
@@ -185,7 +214,8 @@ def test_convergence(tiny):
             assert abs(margin[-1] - r["optimal_margin"]) < 1e-3
             assert ang[-1] < 1e-6
         if r.get("schedule") == "normalized":
-            assert r["steps"] == res["settings"]["ngd_steps"] and r["lr"] == res["settings"]["ngd_lr"]
+            assert r["steps"] == res["settings"]["ngd_steps"]
+            assert r["lr"] == res["settings"]["ngd_lr"][r["loss"]] == NORMALIZED_LR[r["loss"]]
             if r["loss"] == "differential":  # close to the optimum in 1000 steps
                 assert abs(margin[-1] - r["optimal_margin"]) < 1e-3
                 assert ang[-1] < 0.5
@@ -235,3 +265,101 @@ def test_helpers(tmp_path):
     assert ResultCache(tmp_path / "cache.json").get(cfg) == rec
     assert config_key(cfg) in cache.results
     assert rec["ratio_predicted"] == pytest.approx(1 / math.sqrt(5))
+
+
+def test_runs_that_do_not_separate_are_marked_in_record_and_csv(tmp_path):
+    # the paper's pair: plain GD on cross-entropy misclassifies a point after 10 steps
+    # (signed margin -0.749) and separates after 100; normalized GD at its per-loss steps
+    cfg = {"kind": "line_pair", "a": 3.0, "g": 1.0, "c": 1.0, "ce_steps": [10, 100],
+           "diff_steps": [10]}
+    [rec] = margin_records([cfg], ngd_steps=[1, 1000], quiet=True)
+    assert rec["ce_separated"] == [False, True]
+    assert rec["ce_margin"][0] is None and rec["ce_ratio"][0] is None
+    assert rec["ce_margin"][1] == pytest.approx(0.3188, abs=1e-4)
+    assert rec["ngd_ce_separated"] == [False, True] and rec["ngd_ce_margin"][0] is None
+    assert rec["ngd_ce_lr"] == 0.1 and rec["ngd_diff_lr"] == 1.0
+    assert rec["diff_separated"] == [True] and rec["ngd_diff_separated"] == [True, True]
+    path = save_csv(tmp_path / "r.csv", [flatten_record(rec)])
+    with open(path, newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert row["ce_separated_T10"] == "False" and row["ce_margin_T10"] == ""
+    assert row["ce_ratio_T10"] == "" and row["ce_separated_T100"] == "True"
+    assert float(row["ce_margin_T100"]) == pytest.approx(rec["ce_margin"][1], rel=1e-12)
+    assert row["ngd_ce_separated_T1"] == "False" and row["ngd_ce_margin_T1"] == ""
+    assert float(row["ngd_lr_cross_entropy"]) == 0.1 and float(row["ngd_lr_differential"]) == 1.0
+
+
+def test_mark_separation_updates_records_of_older_versions():
+    old = {"ce_margin": [-3.08, 0.2], "ce_ratio": [-6.16, 0.4], "ngd_ce_margin": [0.0],
+           "ngd_ce_ratio": [0.0], "k": 1}
+    new = mark_separation(old)
+    assert new == {"ce_margin": [None, 0.2], "ce_ratio": [None, 0.4], "ce_separated": [False, True],
+                   "ngd_ce_margin": [None], "ngd_ce_ratio": [None], "ngd_ce_separated": [False],
+                   "k": 1}
+    assert mark_separation(new) == new and old["ce_margin"][0] == -3.08  # idempotent, a copy
+    # a recorded False flag wins over a positive number
+    assert mark_separation({"ce_margin": [0.3], "ce_separated": [False]})["ce_margin"] == [None]
+
+
+def _figure(mod, res, monkeypatch, tmp_path):
+    """The figure a study's plot draws for ``res`` (captured instead of saved)."""
+    figs = []
+    monkeypatch.setattr(mod, "save_figure", lambda fig, out, name: figs.append(fig))
+    mod.plot(res, tmp_path)
+    return figs[0]
+
+
+@pytest.mark.parametrize("name", ["margin_vs_offset", "margin_vs_rank"])
+def test_figures_draw_unseparated_runs_as_crosses_not_margins(tiny, name, monkeypatch, tmp_path):
+    res = copy.deepcopy(tiny[1][name])
+    recs = res["records"]
+    # turn the last record's normalized cross-entropy run into an old-format failed run:
+    # negative signed margin and ratio, no flags (as in JSON written before the flags)
+    victim = recs[-1]
+    victim["ngd_ce_margin"][-1], victim["ngd_ce_ratio"][-1] = -3.08, -6.16
+    del victim["ngd_ce_separated"]
+    n_plain = sum(not ok for r in recs for ok in r["ce_separated"])
+    assert n_plain > 0  # plain GD after 10 steps does not separate every data set (tiny mode)
+    fig = _figure(load(name), res, monkeypatch, tmp_path)
+    crosses, negative = 0, 0
+    for ax in fig.axes:
+        if ax.get_ylim()[0] < 0:  # the tilt panels of margin_vs_rank hold no margins
+            continue
+        for line in ax.lines:
+            xy = line.get_xydata()
+            negative += int(np.sum(xy[:, 1] < 0))
+            if line.get_marker() == "x":
+                assert np.all(xy[:, 1] == 0.0) and line.get_linestyle() == "None"
+                crosses += len(xy)
+    assert negative == 0  # no run that fails to separate is drawn as a (negative) margin
+    assert crosses >= n_plain + 1
+    legend_texts = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert NOT_SEPARATED_LABEL in legend_texts
+
+
+def test_convergence_figure_draws_margins_only_where_separated(tiny, monkeypatch, tmp_path):
+    res = tiny[1]["convergence"]
+    n_unseparated = sum(not ok for r in res["runs"] if r["reference"] == "prediction"
+                        for ok, t in zip(r["history"]["separated"], r["history"]["step"],
+                                         strict=True) if t > 0)
+    assert n_unseparated > 0  # the first steps of cross-entropy misclassify a point
+    fig = _figure(load("convergence"), res, monkeypatch, tmp_path)
+    margin_axes = [row[1] for row in np.asarray(fig.axes).reshape(-1, 3)]
+    crosses = 0
+    for ax in margin_axes:
+        bottom = ax.get_ylim()[0]
+        for line in ax.lines:
+            xy = line.get_xydata()
+            if line.get_marker() == "x":
+                assert np.all(xy[:, 1] == bottom)
+                crosses += len(xy)
+            elif len(xy) > 2:  # a margin curve (not a horizontal reference line)
+                assert np.all(np.isnan(xy[:, 1]) | (xy[:, 1] > 0))
+    assert crosses == n_unseparated
+
+
+def test_default_lr_reads_tensors_that_require_grad_and_refuses_complex():
+    X = torch.tensor([[3.0, 1.0], [5.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    assert default_lr(X, [-1, 1]) == pytest.approx(0.21170577, rel=1e-6)
+    with pytest.raises(ValueError, match="X must be real-valued"):
+        default_lr(np.array([[3.0, 1j], [5.0, 1.0]]), [-1, 1])

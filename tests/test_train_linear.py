@@ -10,7 +10,7 @@ from lowrank.data import affine_subspace_data, line_pair
 from lowrank.losses import cross_entropy_loss, differential_loss
 from lowrank.theory import cross_entropy_limit, max_margin_separator
 from lowrank.train import calibrate_bias, fit_linear, log_spaced_steps, midpoint_bias
-from lowrank.train.linear import _LinearObjective
+from lowrank.train.linear import NORMALIZED_LR, _LinearObjective
 
 
 def test_paper_example_cross_entropy_margin():
@@ -111,16 +111,81 @@ def test_log_spaced_steps():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(loss="hinge"), "loss must be one of"),
     (dict(init="ones"), "init must be"),
-    (dict(lr=-1.0), "lr must be positive"),
+    (dict(lr=-1.0), "lr must be a finite number > 0"),
+    (dict(lr=0.0), "lr must be a finite number > 0"),
+    (dict(lr=float("inf")), "lr must be a finite number > 0, got inf"),
+    (dict(lr=float("nan")), "lr must be a finite number > 0, got nan"),
     (dict(steps=-3), "steps must be"),
+    (dict(steps=2.5), "steps must be a finite integer"),
+    (dict(steps=float("inf")), "steps must be a finite integer"),
+    (dict(steps=float("nan")), "steps must be a finite integer"),
     (dict(y=[1, 1]), "both classes"),
     (dict(X=[[3.0, float("inf")], [5.0, 1.0]]), "X must be finite"),
+    (dict(X=[[3.0 + 1j, 1.0], [5.0, 1.0]]), "X must be real-valued"),
+    (dict(X=torch.tensor([[3.0, 1.0], [5.0, 1.0]], dtype=torch.complex128)), "X must be real-valued"),
     (dict(reference=[1.0]), "reference must have shape"),
 ])
 def test_fit_linear_bad_arguments(kwargs, match):
     args = dict(X=[[3.0, 1.0], [5.0, 1.0]], y=[-1, 1], steps=3) | kwargs
     with pytest.raises(ValueError, match=match):
         fit_linear(**args)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(lr="0.1"), "lr must be a real number, got str"),
+    (dict(steps="10"), "steps must be a real number, got str"),
+    (dict(steps=None), "steps must be a real number"),
+    (dict(init="random", seed=1.5), "seed must be an integer or None, got float"),
+])
+def test_fit_linear_argument_types(kwargs, match):
+    args = dict(X=[[3.0, 1.0], [5.0, 1.0]], y=[-1, 1], steps=3) | kwargs
+    with pytest.raises(TypeError, match=match):
+        fit_linear(**args)
+
+
+def test_fit_linear_integral_float_steps_and_divergence():
+    X, y = [[3.0, 1.0], [5.0, 1.0]], [-1, 1]
+    assert fit_linear(X, y, steps=1e2, lr=0.5).history["step"][-1] == 100
+    # a finite step so large that w overflows: the error names lr, not the loss's scores
+    with pytest.raises(ValueError, match=r"diverged .* lr=1e\+308 is too large"):
+        fit_linear(X, y, steps=5, lr=1e308)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "differential"])
+def test_fit_linear_accepts_tensors_that_require_grad(loss):
+    d = affine_subspace_data(5, dim=4, rank=2, offset=2.0, gap=0.5, seed=3)
+    X = d.X.clone().requires_grad_(True)
+    y = d.y.clone().requires_grad_(True)
+    ref = torch.ones(4, dtype=torch.float64, requires_grad=True)
+    fit = fit_linear(X, y, loss=loss, steps=50, lr=0.5, reference=ref)
+    plain = fit_linear(d.X, d.y, loss=loss, steps=50, lr=0.5, reference=torch.ones(4))
+    assert torch.equal(fit.w, plain.w) and fit.b == plain.b
+    np.testing.assert_equal(fit.history, plain.history)  # NaN at step 0 (w = 0) included
+    assert not fit.w.requires_grad and X.grad is None
+
+
+def test_default_steps_per_loss_and_schedule():
+    X, y = [[3.0, 1.0], [5.0, 1.0]], [-1, 1]
+    assert NORMALIZED_LR == {"cross_entropy": 0.1, "differential": 1.0}
+    for loss in ("cross_entropy", "differential"):
+        assert fit_linear(X, y, loss=loss, steps=1).config["lr"] == 0.1
+        normalized = fit_linear(X, y, loss=loss, steps=1, schedule="normalized")
+        assert normalized.config["lr"] == NORMALIZED_LR[loss]
+
+
+def test_history_flags_runs_that_do_not_separate():
+    # the translation sweep's farthest pair (offset 8): normalized GD on cross-entropy at its
+    # default step does not separate the two points for the first ~1000 steps (the bias must
+    # grow to ~8 ||w||; signed margins -0.56, -0.20 at steps 250, 500), then does, and from
+    # step 1500 on its margin rises monotonically towards the limit
+    d = line_pair(7.5, 0.5, 8.0)
+    ce = cross_entropy_limit(d.X, d.y)
+    fit = fit_linear(d.X, d.y, steps=3000, schedule="normalized", record=list(range(0, 3001, 250)))
+    margin, sep = np.asarray(fit.history["margin"]), fit.history["separated"]
+    assert sep == [bool(m > 0) for m in margin]  # NaN (w = 0 at step 0) is not separated
+    assert sep[:3] == [False, False, False] and margin[1] < -0.5 and all(sep[5:])
+    assert np.all(np.diff(margin[6:]) > 0) and margin[-1] <= ce.margin + 1e-12
+    assert margin[-1] > 0.6 * ce.margin
 
 
 @pytest.mark.parametrize("loss,pair_loss", [("cross_entropy", "logistic"),

@@ -16,7 +16,9 @@ def geometric_margin(w, b: float, X, y) -> float:
     """Smallest signed distance of the examples to the hyperplane ``w . x + b = 0``.
 
     ``min_i y_i (w . x_i + b) / ||w||_2``: positive when every example is on its own side,
-    negative when some example is misclassified.
+    negative when some example is misclassified. Scale-safe: ``(w, b)`` is divided by
+    ``max |w_j|`` first, so that ``||w||`` neither overflows (``w ~ 1e300``) nor underflows
+    (``w ~ 1e-300``).
 
     Parameters
     ----------
@@ -42,19 +44,20 @@ def geometric_margin(w, b: float, X, y) -> float:
     >>> round(geometric_margin([1.0, -2.0], -2.0, [[3.0, 1.0], [5.0, 1.0]], [-1, 1]) ** -2, 12)
     5.0
     """
-    X = check_matrix(X, "X", dtype=torch.float64)
-    w = check_vector(w, "w", dtype=torch.float64).to(X.device)
+    X = check_matrix(X, "X", dtype=torch.float64, detach=True)
+    w = check_vector(w, "w", dtype=torch.float64, detach=True).to(X.device)
     ys = signed_labels(y, "y", dtype=torch.float64).to(X.device)
     check_same_length(X, ys, "X", "y")
     if w.shape[0] != X.shape[1]:
         raise ValueError(f"w must have length X.shape[1] = {X.shape[1]}, got {w.shape[0]}")
-    b = float(b)
+    b = float(b.detach()) if isinstance(b, torch.Tensor) else float(b)
     if not math.isfinite(b):
         raise ValueError(f"b must be finite, got {b}")
-    norm = torch.linalg.vector_norm(w)
-    if norm == 0:
+    scale = w.abs().max()
+    if scale == 0:
         raise ValueError("w must be non-zero: the margin of a zero weight vector is undefined")
-    return float((ys * (X @ w + b)).min() / norm)
+    w = w / scale  # largest entry 1: the norm below neither overflows nor underflows
+    return float((ys * (X @ w + b / float(scale))).min() / torch.linalg.vector_norm(w))
 
 
 class SubspaceSplit(NamedTuple):
@@ -114,14 +117,15 @@ def subspace_split(w, basis) -> SubspaceSplit:
 
 def _unit_pair(u, v) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate two non-zero vectors of equal length and return them normalised."""
-    u = check_vector(u, "u", dtype=torch.float64)
-    v = check_vector(v, "v", dtype=torch.float64).to(u.device)
+    u = check_vector(u, "u", dtype=torch.float64, detach=True)
+    v = check_vector(v, "v", dtype=torch.float64, detach=True).to(u.device)
     if u.shape != v.shape:
         raise ValueError(f"u and v must have the same length, got {u.shape[0]} and {v.shape[0]}")
-    nu, nv = torch.linalg.vector_norm(u), torch.linalg.vector_norm(v)
-    if nu == 0 or nv == 0:
+    su, sv = u.abs().max(), v.abs().max()
+    if su == 0 or sv == 0:
         raise ValueError("u and v must be non-zero vectors")
-    return u / nu, v / nv
+    u, v = u / su, v / sv  # largest entry 1 first: the norms neither overflow nor underflow
+    return u / torch.linalg.vector_norm(u), v / torch.linalg.vector_norm(v)
 
 
 def cosine(u, v) -> float:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._validation import check_float_dtype, check_int, check_real, check_seed
+
 __all__ = ["LowRankData", "affine_subspace_data", "line_pair"]
 
 
@@ -87,18 +89,20 @@ class LowRankData:
         return self.offset * self.normal
 
 
-def _check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_nonneg(value, name: str, strict: bool = False) -> float:
-    value = float(value)
-    if not (value == value) or value in (float("inf"), float("-inf")) or value < 0 or (
-            strict and value == 0):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, got {value!r}")
-    return value
+    return check_real(value, name, minimum=0.0, strict=strict)
+
+
+def _cast(name: str, dtype: torch.dtype, **tensors: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Cast float64 ``tensors`` to ``dtype``; ValueError if a value does not fit in it."""
+    out = {k: t.to(dtype) for k, t in tensors.items()}
+    for k, t in out.items():
+        if not bool(torch.isfinite(t).all()):
+            big = float(tensors[k].abs().max())
+            raise ValueError(f"dtype={dtype} cannot represent the generated {k}: values up to "
+                             f"{big:.3g} exceed its range ({torch.finfo(dtype).max:.3g}); "
+                             f"use a wider dtype or smaller {name}")
+    return out
 
 
 def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, gap: float,
@@ -123,7 +127,9 @@ def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, g
         Standard deviation of the components orthogonal to the subspace.
     seed : int, optional
         Seed of the generator (a fresh :class:`torch.Generator`; global state is untouched).
-    dtype : torch.dtype, default torch.float64
+    dtype : torch.dtype or str, default torch.float64
+        A floating dtype (or its name, e.g. ``"float32"``). The data are generated in
+        float64 and cast.
     center : float, optional
         Position of the class midpoint along the separating direction, measured from the
         subspace's foot point. Default: ``offset`` (see the module docstring).
@@ -136,9 +142,13 @@ def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, g
 
     Raises
     ------
+    TypeError
+        If a size, ``seed`` or a length is not a number of the right kind (``seed`` must be
+        an integer), or ``dtype`` is not a floating dtype.
     ValueError
-        If a size is not a positive integer, ``rank >= dim``, or ``offset``, ``gap``,
-        ``noise`` or ``spread`` is negative or not finite.
+        If a size is not a positive integer, ``rank >= dim``, ``offset``, ``gap``, ``noise``
+        or ``spread`` is negative or not finite, or ``dtype`` cannot represent the data
+        (e.g. float16 with ``offset = 1e5``).
 
     Examples
     --------
@@ -146,9 +156,9 @@ def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, g
     >>> data.X.shape, int(data.y.sum())
     (torch.Size([100, 10]), 0)
     """
-    n_per_class = _check_positive_int(n_per_class, "n_per_class")
-    dim = _check_positive_int(dim, "dim", 2)
-    rank = _check_positive_int(rank, "rank")
+    n_per_class = check_int(n_per_class, "n_per_class", minimum=1)
+    dim = check_int(dim, "dim", minimum=2)
+    rank = check_int(rank, "rank", minimum=1)
     if rank >= dim:
         raise ValueError(f"rank must be smaller than dim (an orthogonal direction is needed), "
                          f"got rank={rank}, dim={dim}")
@@ -156,9 +166,9 @@ def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, g
     gap = _check_nonneg(gap, "gap", strict=True)
     noise = _check_nonneg(noise, "noise")
     spread = _check_nonneg(spread, "spread")
-    center = offset if center is None else float(center)
-    if center != center or abs(center) == float("inf"):
-        raise ValueError(f"center must be a finite number, got {center!r}")
+    center = offset if center is None else check_real(center, "center")
+    seed = check_seed(seed)
+    dtype = check_float_dtype(dtype)
 
     gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
     q, _ = torch.linalg.qr(torch.randn(dim, rank + 1, generator=gen, dtype=torch.float64))
@@ -181,8 +191,9 @@ def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, g
         X = X + eps - (eps @ basis) @ basis.T
     info = {"n_per_class": n_per_class, "dim": dim, "rank": rank, "offset": offset,
             "center": center, "gap": gap, "noise": noise, "spread": spread, "seed": seed}
-    return LowRankData(X=X.to(dtype), y=y.to(dtype), basis=basis.to(dtype),
-                       origin=origin.to(dtype), normal=normal.to(dtype), offset=offset,
+    t = _cast("offset, center, gap or spread", dtype, X=X, origin=origin)
+    return LowRankData(X=t["X"], y=y.to(dtype), basis=basis.to(dtype),
+                       origin=t["origin"], normal=normal.to(dtype), offset=offset,
                        center=center, gap=gap, noise=noise, info=info)
 
 
@@ -203,7 +214,8 @@ def line_pair(a: float = 3.0, g: float = 1.0, c: float = 1.0,
         Half the distance between the points (> 0).
     c : float
         Height of the line.
-    dtype : torch.dtype, default torch.float64
+    dtype : torch.dtype or str, default torch.float64
+        A floating dtype (or its name).
 
     Returns
     -------
@@ -215,11 +227,14 @@ def line_pair(a: float = 3.0, g: float = 1.0, c: float = 1.0,
     [[3.0, 1.0], [5.0, 1.0]]
     """
     g = _check_nonneg(g, "g", strict=True)
-    a, c = float(a), float(c)
-    X = torch.tensor([[a, c], [a + 2 * g, c]], dtype=dtype)
+    a, c = check_real(a, "a"), check_real(c, "c")
+    dtype = check_float_dtype(dtype)
+    t = _cast("a, g or c", dtype,
+              X=torch.tensor([[a, c], [a + 2 * g, c]], dtype=torch.float64),
+              origin=torch.tensor([a + g, c], dtype=torch.float64))
     y = torch.tensor([-1.0, 1.0], dtype=dtype)
     normal = torch.tensor([0.0, 1.0 if c >= 0 else -1.0], dtype=dtype)
-    return LowRankData(X=X, y=y, basis=torch.tensor([[1.0], [0.0]], dtype=dtype),
-                       origin=torch.tensor([a + g, c], dtype=dtype), normal=normal,
+    return LowRankData(X=t["X"], y=y, basis=torch.tensor([[1.0], [0.0]], dtype=dtype),
+                       origin=t["origin"], normal=normal,
                        offset=abs(c), center=a + g, gap=2 * g, noise=0.0,
                        info={"a": a, "g": g, "c": c})

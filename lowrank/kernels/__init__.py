@@ -214,8 +214,8 @@ class PairwiseLogisticFunction(torch.autograd.Function):
 
 def _check_inputs(pos_scores, neg_scores) -> tuple[torch.Tensor, torch.Tensor]:
     both = (pos_scores, "pos_scores"), (neg_scores, "neg_scores")
-    for t, name in both:  # before check_vector, which would cast complex and sync devices
-        if isinstance(t, torch.Tensor) and t.is_complex():
+    for t, name in both:  # before check_vector, which would cast integer/bool and sync devices
+        if isinstance(t, torch.Tensor) and not t.is_floating_point():
             raise ValueError(f"{name} must have a dtype in {SUPPORTED_DTYPES}, got {t.dtype}")
     if isinstance(pos_scores, torch.Tensor) and isinstance(neg_scores, torch.Tensor) \
             and pos_scores.device != neg_scores.device:

@@ -15,17 +15,37 @@ import numpy as np
 import torch
 from scipy.special import expit
 
-from .._validation import check_both_classes, check_matrix, check_same_length, signed_labels
+from .._validation import (
+    check_both_classes,
+    check_int,
+    check_matrix,
+    check_real,
+    check_same_length,
+    check_seed,
+    check_vector,
+    signed_labels,
+)
 from ..analysis.margins import cosine, geometric_margin
 from ..kernels import pairwise_logistic
 from ..losses import PAIR_LOSSES, cross_entropy_loss, differential_loss
 from ..progress import progress
 from .bias import midpoint_bias
 
-__all__ = ["LinearFit", "fit_linear", "log_spaced_steps", "LOSSES", "SCHEDULES"]
+__all__ = ["LinearFit", "fit_linear", "log_spaced_steps", "LOSSES", "SCHEDULES", "DEFAULT_LR",
+           "NORMALIZED_LR"]
 
 LOSSES = ("cross_entropy", "differential")
 SCHEDULES = ("constant", "normalized")
+
+#: Default step of plain gradient descent (``schedule="constant"``), both losses.
+DEFAULT_LR = 0.1
+
+#: Default step of normalized gradient descent (``schedule="normalized"``), per loss. Its
+#: step moves ``w`` by about ``lr * max_k ||grad z_k||`` whatever the loss value is:
+#: differential training is stable at 1 on the package's studies; cross-entropy with a bias
+#: oscillates there (and fails to separate data far from the origin after thousands of
+#: steps), so it gets 0.1.
+NORMALIZED_LR = {"cross_entropy": 0.1, "differential": 1.0}
 
 
 @dataclass
@@ -41,8 +61,11 @@ class LinearFit:
     loss : str
         ``"cross_entropy"`` or ``"differential"``.
     history : dict of lists
-        ``step``, ``loss``, ``margin`` (geometric margin; negative while some point is
-        misclassified; NaN while ``w = 0``), ``w_norm`` and, when a reference direction was given, ``cosine``.
+        ``step``, ``loss``, ``margin`` (signed geometric margin; negative while some point
+        is misclassified; NaN while ``w = 0``), ``separated`` (whether ``(w, b)`` puts every
+        training point strictly on its own side, i.e. ``margin > 0``: only then is
+        ``margin`` a margin), ``w_norm``, ``b`` and, when a reference direction was given,
+        ``cosine``.
     config : dict
         The arguments of the run.
 
@@ -91,7 +114,7 @@ def log_spaced_steps(steps: int, n: int) -> list[int]:
     return [int(p) for p in pts if 1 <= p <= steps]
 
 
-def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float = 0.1,
+def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float | None = None,
                init: str = "zeros", seed: int | None = None,
                record: int | Sequence[int] = 50, reference=None,
                pair_loss: str = "logistic", reduction: str = "mean",
@@ -109,8 +132,10 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
         the midpoint rule).
     steps : int
         Number of gradient steps.
-    lr : float
-        Step size.
+    lr : float, optional
+        Step size (finite, > 0). Default: :data:`DEFAULT_LR` (0.1) for
+        ``schedule="constant"``, ``NORMALIZED_LR[loss]`` for ``schedule="normalized"``
+        (0.1 for cross-entropy, 1 for differential training).
     init : {"zeros", "random"}
         Initial ``(w, b)``: zeros, or standard normal entries scaled by ``1/sqrt(d)``.
     seed : int, optional
@@ -134,9 +159,10 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
         sooner; use it to see the limit, not the pace of plain GD. Its step moves ``w`` by
         about ``lr * max ||grad z_k||`` whatever ``L`` is: for differential training
         ``lr = 1`` is stable on the package's studies, while cross-entropy with a bias
-        needs a smaller step (``lr = 0.1`` on the paper's two points: margin 0.4465 after
-        1e4 steps); at ``lr >= 0.5`` that path oscillates and its value at a given step
-        depends on rounding.
+        needs a smaller step (``lr = 0.1``, its default: margin 0.4465 after 1e4 steps on
+        the paper's two points); at ``lr >= 0.5`` that path oscillates, its value at a
+        given step depends on rounding, and on data far from the origin it may not even
+        separate the training points (check ``history["separated"]``).
     quiet : bool, default True
         Hide the progress bar.
 
@@ -146,8 +172,12 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
 
     Raises
     ------
+    TypeError
+        If ``steps``, ``lr`` or ``seed`` is not a number (``seed``: an integer).
     ValueError
-        On bad inputs (shapes, NaN/inf, labels, missing class) or arguments.
+        On bad inputs (shapes, NaN/inf, complex values, labels, missing class) or arguments
+        (``steps`` not a non-negative integer, ``lr`` not finite and positive), or if the
+        iteration overflows (``lr`` far too large).
 
     Examples
     --------
@@ -165,18 +195,19 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if int(steps) != steps or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if not (lr > 0):
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    X = check_matrix(X, "X", dtype=torch.float64)
+    steps = check_int(steps, "steps", minimum=0)
+    if lr is None:
+        lr = DEFAULT_LR if schedule == "constant" else NORMALIZED_LR[loss]
+    lr = check_real(lr, "lr", minimum=0.0, strict=True)
+    seed = check_seed(seed)
+    X = check_matrix(X, "X", dtype=torch.float64, detach=True)
     ys = signed_labels(y, "y", dtype=torch.float64).to(X.device)
     check_same_length(X, ys, "X", "y")
     check_both_classes(ys, "y")
     n, d = X.shape
     ref = None
     if reference is not None:
-        ref = torch.as_tensor(reference, dtype=torch.float64).to(X.device)
+        ref = check_vector(reference, "reference", dtype=torch.float64, detach=True).to(X.device)
         if ref.shape != (d,):
             raise ValueError(f"reference must have shape ({d},), got {tuple(ref.shape)}")
 
@@ -194,11 +225,17 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
     rec_steps = set(log_spaced_steps(steps, record) if isinstance(record, int) else
                     (int(s) for s in record))
     rec_steps.update({0, int(steps)})
-    history: dict[str, list] = {"step": [], "loss": [], "margin": [], "w_norm": [], "b": []}
+    history: dict[str, list] = {"step": [], "loss": [], "margin": [], "separated": [], "w_norm": [],
+                                "b": []}
     if ref is not None:
         history["cosine"] = []
 
     def log(step: int) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = np.isfinite(Xn @ w + b).all() and np.isfinite(w).all()
+        if not finite:
+            raise ValueError(f"gradient descent diverged (w, b or the scores overflowed) by step "
+                                     f"{step}: lr={lr!r} is too large for this data and schedule")
         wt = torch.from_numpy(w.copy())
         bb = float(b) if loss == "cross_entropy" else (
             midpoint_bias(torch.from_numpy(Xn @ w), ys) if np.any(w) else 0.0)
@@ -207,7 +244,9 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
         history["loss"].append(obj.value(w, bb))
         history["w_norm"].append(norm)
         history["b"].append(bb)
-        history["margin"].append(geometric_margin(wt, bb, X, ys) if norm > 0 else float("nan"))
+        margin = geometric_margin(wt, bb, X, ys) if norm > 0 else float("nan")
+        history["margin"].append(margin)
+        history["separated"].append(bool(margin > 0))
         if ref is not None:
             history["cosine"].append(cosine(wt, ref) if norm > 0 else float("nan"))
 
