@@ -75,7 +75,6 @@ sphinx_gallery_conf = {
     "backreferences_dir": "api/generated/backreferences",  # API pages list the examples
     "doc_module": ("lowrank",),
     "remove_config_comments": True,
-    "show_memory": False,
     "min_reported_time": 3600,  # no run times on the pages
 }
 
