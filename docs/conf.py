@@ -34,7 +34,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "numpydoc",
     "lowrank_docs",  # docs/_ext/lowrank_docs.py: name resolution for re-exported API names
-    "gallery",  # docs/_ext/gallery.py: figures and their key numbers, read from figures/*.json
+    "sphinx_gallery.gen_gallery",  # examples/plot_*.py -> gallery/: figures redrawn from figures/*.json
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -62,10 +62,27 @@ numpydoc_class_members_toctree = False
 numpydoc_validation_checks: set[str] = set()
 numpydoc_xref_param_type = False
 
+# -- sphinx-gallery -----------------------------------------------------------------------
+# Each examples/plot_<study>.py loads the committed figures/<study>.json, redraws the figure
+# with the study's plotting function and prints the key numbers: nothing is retrained here.
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "gallery",  # generated (gitignored); the pages keep their gallery/ URLs
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    # the studies save and close their figures: show the PNG files an example names
+    "image_scrapers": ("matplotlib", "saved_figures.scraper"),
+    "backreferences_dir": "api/generated/backreferences",  # API pages list the examples
+    "doc_module": ("lowrank",),
+    "remove_config_comments": True,
+    "min_reported_time": 3600,  # no run times on the pages
+}
+
 # -- HTML ---------------------------------------------------------------------------------
 html_theme = "furo"
 html_title = f"lowrank {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["gallery.css"]  # gallery figures use the page's width and open at full size
 html_theme_options = {
     "navigation_with_keys": True,
 }

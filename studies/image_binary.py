@@ -379,10 +379,15 @@ def _print_summary(results: dict) -> None:
             for norm in NORMS:
                 vals = ", ".join(f"eps={float(e):.4g}: {v:.3f}" for e, v in r["share"][split][norm].items())
                 print(f"{'':>16}{split:>5} {norm:>4}: {vals}")
-    runtime = results["runtime_seconds"]
-    parts = (", ".join(f"{k} {float(v):.1f}" for k, v in runtime.items()) if isinstance(runtime, dict)
-             else f"{float(runtime):.1f}")
-    print(f"runtime (s): {parts}")
+    print(f"runtime (s): {_format_seconds(results['runtime_seconds'])}")
+
+
+def _format_seconds(value) -> str:
+    """``{"a": {"train": 141.63}, "total": 338.1}`` -> ``"a (train 141.6), total 338.1"``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} ({_format_seconds(v)})" if isinstance(v, dict) else
+                         f"{k} {_format_seconds(v)}" for k, v in value.items())
+    return f"{float(value):.1f}"
 
 
 def main(argv: list[str] | None = None) -> dict:

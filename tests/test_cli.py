@@ -125,3 +125,21 @@ def test_run_all_fails_loudly_when_a_study_fails(tmp_path, monkeypatch, capsys):
     assert "FAILED: boundary_2d" in capsys.readouterr().err
     assert run_all.failed_studies({"a": {"status": "ok"}, "b": {"status": "failed (exit 1)"},
                                    "total_seconds": 3}) == ["b"]
+
+
+def test_image_study_summary_prints_rounded_numbers(capsys):
+    """The summary of a committed image run: no 16-digit floats, no raw dicts."""
+    import json
+    import re
+    import sys
+
+    sys.path.insert(0, str(STUDIES))
+    try:
+        image_binary = _load("image_binary")
+    finally:
+        sys.path.remove(str(STUDIES))
+    path = STUDIES.parent / "figures" / "image_fashion_mnist_sneaker_vs_sandal.json"
+    image_binary._print_summary(json.loads(path.read_text()))
+    out = capsys.readouterr().out
+    assert "runtime (s): cross_entropy (train 141.6, attacks 63.5" in out
+    assert not re.search(r"\d\.\d{6,}", out) and "{" not in out

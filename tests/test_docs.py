@@ -9,7 +9,8 @@
 * The ``pycon`` code blocks of README.md and the hand-written pages in ``docs/`` run as doctests, so
   every number they print is one the code produces.
 * The CIFAR-10 tutorial's code runs end to end on a tiny data set in the CIFAR-10 format.
-* The API reference lists every public module and the gallery shows every figure.
+* The API reference lists every public module; every committed figure has a sphinx-gallery
+  example (``examples/plot_*.py``) that reads its JSON, and two examples run here.
 
 The Sphinx build itself (warnings as errors) is run by ``.ci/run``, not here.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import doctest
 import importlib
 import inspect
-import os
 import pkgutil
 import re
 import sys
@@ -277,37 +277,80 @@ def test_api_reference_lists_every_public_module():
     assert not missing, f"docs/api/index.md does not list: {missing}"
 
 
-def _gallery_patterns() -> list[str]:
-    pats = []
-    for page in (DOCS / "gallery").glob("*.md"):
-        pats += re.findall(r"^```\{lowrank-figure\}\s+(\S+)", page.read_text("utf-8"), re.M)
-    return pats
+EXAMPLES = ROOT / "examples"
+
+
+def _json_stem(png_stem: str) -> str:
+    """The results file a figure belongs to: its own JSON, or that of the longest stem it extends."""
+    owners = [p.stem for p in FIGURES.glob("*.json")
+              if p.stem == png_stem or png_stem.startswith(p.stem + "_")]
+    assert owners, f"figures/{png_stem}.png has no results JSON in figures/"
+    return max(owners, key=len)
 
 
 def test_gallery_shows_every_figure():
-    import fnmatch
+    """Every committed figure has a sphinx-gallery example that loads its JSON and plots it."""
+    examples = {p.name: p.read_text("utf-8") for p in EXAMPLES.glob("plot_*.py")}
+    assert examples, "no examples/plot_*.py"
+    missing = []
+    for png in sorted(FIGURES.glob("*.png")):
+        name = f'"{_json_stem(png.stem)}.json"'
+        if not any(name in text for text in examples.values()):
+            missing.append(png.name)
+    assert not missing, f"figures whose JSON no examples/plot_*.py reads: {missing}"
+    for fname, text in examples.items():
+        assert re.match(r'r?"""\n.+\n=+\n', text), f"{fname}: no sphinx-gallery title in its docstring"
+        assert "load_json(" in text and "figure_files = " in text, (
+            f"{fname}: an example loads the committed results and names the figure files it draws")
 
-    pats = _gallery_patterns()
-    assert pats, "no lowrank-figure directive in docs/gallery"
-    stems = sorted(p.stem for p in FIGURES.glob("*.png"))
-    missing = [s for s in stems if not any(fnmatch.fnmatch(s, p) for p in pats)]
-    assert not missing, f"figures without a gallery entry (docs/gallery/*.md): {missing}"
+
+def _run_example(name: str, tmp_path, monkeypatch, capsys) -> tuple[str, dict]:
+    """Run ``examples/<name>.py`` as sphinx-gallery would (Agg backend); its output and globals."""
+    import runpy
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the redrawn figures go here
+    namespace = runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name="__main__")
+    return capsys.readouterr().out, namespace
 
 
-def test_gallery_extension_reads_json_paths():
-    sys.path.insert(0, str(DOCS / "_ext"))
-    try:
-        gallery = importlib.import_module("gallery")
-    finally:
-        sys.path.remove(str(DOCS / "_ext"))
-    data = {"mode": "full", "runs": [{"key": "a", "m": [1.0, 0.5]}, {"key": "b", "m": [2.0]}]}
-    assert gallery.lookup(data, "runs[key=b].m[0]") == 2.0
-    assert gallery.lookup(data, "runs[-1].key") == "b"
-    assert gallery.lookup(data, "runs[*].key") == ["a", "b"]
-    assert gallery.lookup(data, "runs[key=c].m") is gallery._MISSING
-    assert gallery.lookup(data, "nothing.here") is gallery._MISSING
-    assert gallery.format_number(0.447213595499958) == "0.4472"
-    assert gallery.format_number(1_000_000) == "1\u2009000\u2009000"
-    assert gallery.format_number([1, 0.25]) == "[1, 0.25]"
-    assert gallery.run_settings(data) == [("mode", "full")]
-    assert os.fspath(gallery.FIGURES)
+def _drawn(namespace: dict, tmp_path) -> list:
+    files = namespace["figure_files"]
+    assert files and all(f.is_file() and tmp_path in f.parents for f in files)
+    return files
+
+
+def test_gallery_example_prints_the_committed_numbers(tmp_path, monkeypatch, capsys):
+    """plot_boundary_2d.py draws the figure and prints the JSON's margins, which the
+    library's geometric_margin recomputes from the committed weights."""
+    from lowrank.io import load_json
+
+    out, namespace = _run_example("plot_boundary_2d", tmp_path, monkeypatch, capsys)
+    assert [f.suffix for f in _drawn(namespace, tmp_path)] == [".png", ".pdf"]
+    results = load_json(FIGURES / "boundary_2d.json")
+    printed = re.findall(r"T = +([\d,]+): margin (-?\d\.\d{4}) \(recomputed (-?\d\.\d{4})\)", out)
+    expected = [(f"{run['T']:,}", f"{run['margin']:.4f}", f"{run['margin']:.4f}")
+                for data in results["datasets"] for run in data["gd"] + [data["differential"]]]
+    assert printed == expected
+    for data in results["datasets"]:
+        assert f"predicted cross-entropy limit {data['predicted']['ce_limit_margin']:.4f}" in out
+
+
+def test_gallery_image_example_prints_the_committed_numbers(tmp_path, monkeypatch, capsys):
+    """plot_image_binary.py draws both figures of every committed run and prints its shares."""
+    from lowrank.io import load_json
+
+    out, namespace = _run_example("plot_image_binary", tmp_path, monkeypatch, capsys)
+    runs = sorted(FIGURES.glob("image_*.json"))
+    drawn = sorted(f.name for f in tmp_path.rglob("*.png"))
+    assert drawn == sorted(f"{p.stem}{s}.png" for p in runs for s in ("", "_spectrum"))
+    assert _drawn(namespace, tmp_path)
+    for path in runs:
+        per_loss = load_json(path)["summary"]["per_loss"]
+        accuracy = "".join(f"{per_loss[loss]['clean_test_acc']:15.4f}"
+                           for loss in ("cross_entropy", "differential"))
+        assert f"clean test accuracy{' ' * 9}{accuracy}" in out
