@@ -55,8 +55,13 @@ def check_matrix(X, name: str = "X", dtype: torch.dtype | None = None) -> torch.
     return check_finite(t, name)
 
 
-def check_vector(v, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Return ``v`` as a finite, non-empty 1-D floating tensor."""
+def check_vector(v, name: str, dtype: torch.dtype | None = None, *,
+                 finite: bool = True) -> torch.Tensor:
+    """Return ``v`` as a finite, non-empty 1-D floating tensor.
+
+    ``finite=False`` skips the NaN/inf check (which reads the values: on a GPU it
+    synchronises the device), for callers that check finiteness on the device.
+    """
     t = as_tensor(v, name, dtype)
     if t.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
@@ -64,7 +69,7 @@ def check_vector(v, name: str, dtype: torch.dtype | None = None) -> torch.Tensor
         raise ValueError(f"{name} must not be empty")
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
-    return check_finite(t, name)
+    return check_finite(t, name) if finite else t
 
 
 def signed_labels(y, name: str = "y", dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..device import resolve_device
+
 __all__ = ["LowRankData", "affine_subspace_data", "line_pair"]
 
 
@@ -104,7 +106,8 @@ def _check_nonneg(value, name: str, strict: bool = False) -> float:
 def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, gap: float,
                          noise: float = 0.0, seed: int | None = None,
                          dtype: torch.dtype = torch.float64, center: float | None = None,
-                         spread: float = 1.0) -> LowRankData:
+                         spread: float = 1.0,
+                         device: str | torch.device | None = None) -> LowRankData:
     """Two classes in a ``rank``-dimensional affine subspace of ``R^dim`` at distance ``offset``.
 
     Parameters
@@ -129,6 +132,9 @@ def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, g
         subspace's foot point. Default: ``offset`` (see the module docstring).
     spread : float, default 1
         Scale of the within-class spread inside the subspace.
+    device : str or torch.device, optional
+        Where to put the tensors (see :func:`lowrank.device.resolve_device`); default the
+        CPU. The points are drawn on the CPU, so a seed gives the same data on every device.
 
     Returns
     -------
@@ -181,8 +187,9 @@ def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, g
         X = X + eps - (eps @ basis) @ basis.T
     info = {"n_per_class": n_per_class, "dim": dim, "rank": rank, "offset": offset,
             "center": center, "gap": gap, "noise": noise, "spread": spread, "seed": seed}
-    return LowRankData(X=X.to(dtype), y=y.to(dtype), basis=basis.to(dtype),
-                       origin=origin.to(dtype), normal=normal.to(dtype), offset=offset,
+    to = {"dtype": dtype, "device": None if device is None else resolve_device(device)}
+    return LowRankData(X=X.to(**to), y=y.to(**to), basis=basis.to(**to),
+                       origin=origin.to(**to), normal=normal.to(**to), offset=offset,
                        center=center, gap=gap, noise=noise, info=info)
 
 
