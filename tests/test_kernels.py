@@ -325,6 +325,47 @@ def test_auto_on_cpu_equals_the_table_backend(P, N, expect):
     assert_matches(a, reference(pos, neg), rtol=1e-5, atol=1e-5)
 
 
+# ----------------------------------------------------------------------------- devices
+@pytest.mark.parametrize("P,N", [(1, 1), (70, 33), (600, 500)])
+def test_every_backend_on_device(device, P, N):
+    """auto/torch/naive (and triton on CUDA) on ``device``: values, gradient devices, NaN flag."""
+    pos, neg = scores(P, N, seed=P + 2 * N)
+    ref = reference(pos, neg, "mean")
+    backends = ["auto", "torch", "naive"] + (["triton"] if device.type == "cuda"
+                                             and TRITON_MODE == "cuda" else [])
+    for backend in backends:
+        p = pos.to(device, copy=True).requires_grad_()
+        n = neg.to(device, copy=True).requires_grad_()
+        loss = pairwise_logistic(p, n, "mean", backend=backend)
+        loss.backward()
+        assert loss.device.type == p.grad.device.type == n.grad.device.type == device.type
+        assert_matches((loss.detach().cpu(), p.grad.cpu(), n.grad.cpu()), ref, rtol=2e-5,
+                       atol=1e-6)
+        bad = pos.clone()
+        bad[0] = math.nan
+        flagged = pairwise_logistic(bad.to(device), neg.to(device), backend=backend,
+                                    finite_check="nan")
+        assert torch.isnan(flagged.cpu()), backend
+
+
+def test_backends_name_their_devices(explicit_devices):
+    pos, neg = scores(40, 30, seed=1)
+    with explicit_devices():
+        for backend in ("auto", "torch", "naive"):
+            for check in ("raise", "nan"):
+                p, n = pos.clone().requires_grad_(), neg.clone().requires_grad_()
+                pairwise_logistic(p, n, "mean", backend=backend, finite_check=check).backward()
+
+
+@pytest.mark.slow
+def test_compile_backend_matches_reference():
+    """torch.compile of the naive expression (the benchmark peer); compiles once (~30 s on the CPU)."""
+    for P, N in [(33, 130), (7, 5)]:  # dynamic shapes: one compiled graph for both sizes
+        pos, neg = scores(P, N, seed=P * N)
+        got = run(pos, neg, "compile", "mean", grad_output=2.0)
+        assert_matches(got, reference(pos, neg, "mean"), grad_output=2.0, rtol=1e-5, atol=1e-7)
+
+
 # ----------------------------------------------------------------------------- finite check
 @pytest.mark.parametrize("backend", ["naive", "torch"])
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
