@@ -38,11 +38,12 @@ from lowrank.io import save_csv, save_json
 
 BENCH_COMMAND = ('python -m pytest tests/benchmarks --benchmark-only -o addopts="" '
                  "--benchmark-json=figures/kernel_benchmark.raw.json")
-BACKEND_ORDER = ("naive", "compile", "torch", "triton")
+BACKEND_ORDER = ("naive", "compile", "torch", "triton", "auto")
 BACKEND_LABELS = {"naive": "naive broadcast (autograd)", "compile": "torch.compile of naive",
-                  "torch": "torch chunked fallback", "triton": "Triton fused kernel"}
+                  "torch": "torch chunked fallback", "triton": "Triton fused kernel",
+                  "auto": "backend='auto' (size table)"}
 BACKEND_COLORS = {"naive": "#c0392b", "compile": "#8e44ad", "torch": "#2471a3",
-                  "triton": "#1e8449"}
+                  "triton": "#1e8449", "auto": "#111111"}
 QUICK_SIZES = (1024, 4096)
 FULL_SIZES = (1024, 4096, 16384, 20000, 65536)
 #: MUFU (special-function unit) operations per pair in the Triton kernel: ex2, lg2, rcp.
@@ -66,7 +67,8 @@ def bench_sizes(quick: bool, sizes: str | None = None) -> list[int]:
 
 def run_benchmarks(raw: Path, quick: bool, seed: int, timer: str = "auto",
                    device: str = "auto", sizes: str | None = None,
-                   backends: list[str] | None = None, memory: bool = True) -> str:
+                   backends: list[str] | None = None, memory: bool = True,
+                   rounds: int = 3, min_seconds: float = 0.0) -> str:
     """Run the benchmarks, writing their JSON to ``raw``; return the timer used.
 
     ``timer="pytest"`` runs the pytest-benchmark suite in a subprocess,
@@ -82,6 +84,7 @@ def run_benchmarks(raw: Path, quick: bool, seed: int, timer: str = "auto",
             else "builtin"
     if timer == "pytest":
         env = {**os.environ, "LOWRANK_BENCH_SIZES": ",".join(map(str, size_list)),
+               "LOWRANK_BENCH_ROUNDS": str(rounds),
                "LOWRANK_BENCH_DEVICE": dev.type, "LOWRANK_BENCH_MEMORY": "1" if memory else "0"}
         cmd = [sys.executable, "-m", "pytest", "tests/benchmarks/test_bench_pairwise.py",
                "--benchmark-only", "-o", "addopts=", f"--benchmark-json={raw}", "-q"]
@@ -93,9 +96,9 @@ def run_benchmarks(raw: Path, quick: bool, seed: int, timer: str = "auto",
     print(f"timing {backends or list(_benchmark.BENCH_BACKENDS)} at P = N in {size_list} on "
           f"{dev} (built-in timer)", flush=True)
     data = _benchmark.run_benchmarks(size_list, backends or _benchmark.BENCH_BACKENDS, dev,
-                                     memory=memory,
+                                     memory=memory, rounds=rounds, min_seconds=min_seconds,
                                      memory_backends=None if not quick else ("naive", "torch",
-                                                                             "triton"))
+                                                                             "triton", "auto"))
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps(data, indent=1), "utf-8")
     return timer
@@ -211,7 +214,8 @@ def plot(rows: list[dict], out: Path, title: str, skipped: list[dict] | None = N
             if not pts:
                 continue
             xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, [max(y, 1e-7) for y in ys], marker="o", color=BACKEND_COLORS[backend],
+            ax.plot(xs, [max(y, 1e-7) for y in ys], marker="." if backend == "auto" else "o",
+                    ls="--" if backend == "auto" else "-", color=BACKEND_COLORS[backend],
                     label=BACKEND_LABELS[backend])
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -273,7 +277,11 @@ def main(argv: list[str] | None = None) -> dict:
                         f"{','.join(map(str, QUICK_SIZES))} with --quick, "
                         f"{','.join(map(str, FULL_SIZES))} otherwise)")
     p.add_argument("--backends", nargs="+", choices=BACKEND_ORDER, default=None,
-                   help="with --run: only these backends (built-in timer)")
+                   help="with --run: only these backends (built-in timer); 'auto' is not in the "
+                        "default set")
+    p.add_argument("--rounds", type=int, default=3, help="with --run: timed rounds per step")
+    p.add_argument("--min-seconds", type=float, default=0.0,
+                   help="with --run (built-in timer): time each step for at least this long")
     p.add_argument("--no-memory", action="store_true",
                    help="with --run: skip the peak-memory measurement")
     add_device_argument(p)
@@ -283,7 +291,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.run:
         run_benchmarks(Path(raw).resolve(), args.quick, args.seed, timer=args.timer,
                        device=args.device, sizes=args.sizes, backends=args.backends,
-                       memory=not args.no_memory)
+                       memory=not args.no_memory, rounds=args.rounds,
+                       min_seconds=args.min_seconds)
     if not Path(raw).exists():
         p.error(f"{raw} does not exist: run the benchmarks first ({BENCH_COMMAND}) or pass --run")
     rows, machine = load_rows(Path(raw))

@@ -212,7 +212,7 @@ def time_step(fn, device: torch.device, rounds: int = 3, warmup: int = 1,
 
 def run_benchmarks(sizes, backends=BENCH_BACKENDS, device: str | torch.device = "cpu",
                    rounds: int = 3, memory: bool = True, memory_backends=None,
-                   progress=print) -> dict:
+                   progress=print, min_seconds: float = 0.0) -> dict:
     """Time one forward + backward step per backend and size, without pytest.
 
     Each step is ``reduction="mean"``, float32, ``P = N = size``, as in
@@ -235,6 +235,9 @@ def run_benchmarks(sizes, backends=BENCH_BACKENDS, device: str | torch.device = 
         Only these backends get a memory measurement (default: all).
     progress : callable, default print
         Called with one line per measurement (``None`` for silence).
+    min_seconds : float, default 0
+        Keep timing a step (up to 1000 rounds) until this much time is spent: more
+        rounds make the best time robust on a shared machine.
 
     Returns
     -------
@@ -259,7 +262,8 @@ def run_benchmarks(sizes, backends=BENCH_BACKENDS, device: str | torch.device = 
             pos, neg = make_scores(size, size, seed=0, device=dev)
             big = pairs >= 2**28
             times = time_step(lambda pos=pos, neg=neg, b=backend: step(pos, neg, b), dev,
-                              rounds=1 if big else rounds, warmup=0 if big else 1)
+                              rounds=1 if big else rounds, warmup=0 if big else 1,
+                              min_seconds=0.0 if big else min_seconds)
             n = len(times)
             mean = sum(times) / n
             std = (sum((t - mean) ** 2 for t in times) / (n - 1)) ** 0.5 if n > 1 else 0.0
