@@ -241,3 +241,28 @@ def test_train_deep_on_device(device, loss, tmp_path):
     resumed = train_deep(copy.deepcopy(init), x, y, more, checkpoint=tmp_path / "ck.pt",
                          resume=True, quiet=True, device="cpu")
     assert resumed.resumed_from == 3 and len(resumed.history) == 4
+
+
+def test_resolve_device_and_the_device_option():
+    import argparse
+
+    from lowrank.device import add_device_argument, device_info, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu") == resolve_device(torch.device("cpu"))
+    auto = resolve_device("auto")
+    assert auto == resolve_device(None)
+    assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(" CPU ") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device("gpu")
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device(3)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    p = add_device_argument(argparse.ArgumentParser())
+    assert p.parse_args([]).device == "auto" and p.parse_args(["--device", "cuda:1"]).device == "cuda:1"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--device", "tpu"])
+    info = device_info(auto)
+    assert info["device_type"] == auto.type and info["device"].startswith(auto.type)
