@@ -308,8 +308,14 @@ def test_auto_follows_the_measured_size_table():
     assert 3 * 8 * small <= K.DEFAULT_MAX_MEMORY_BYTES // 8
     cuda_small = _auto.CUDA_TABLE[0][0]
     expect = ("naive", "triton") if K.triton_available() else ("torch", "torch")
-    assert (resolve_backend("auto", "cuda", torch.float32, pairs=cuda_small),
+    assert (resolve_backend("auto", "cuda", torch.float32, pairs=cuda_small,
+                            max_memory_bytes=2**40),
             resolve_backend("auto", "cuda", torch.float32, pairs=cuda_small + 1)) == expect
+    # the naive matrices must fit in max_memory_bytes (64 MiB: 5.6e6 float32 pairs)
+    assert resolve_backend("auto", "cuda", torch.float32, pairs=2**22) == expect[0]
+    assert resolve_backend("auto", "cuda", torch.float32, pairs=2**23) == expect[1]
+    assert resolve_backend("auto", "cuda", torch.float32, pairs=2**22,
+                           max_memory_bytes=3 * 4 * 2**22 - 1) == expect[1]
     # no Triton for float64: the CPU table
     assert resolve_backend("auto", "cuda", torch.float64, pairs=small) == "naive"
     assert resolve_backend("auto", "cuda", torch.float64, pairs=cuda_small) == "torch"

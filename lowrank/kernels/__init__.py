@@ -33,8 +33,9 @@ tile in O(P + N) memory:
     table (:mod:`lowrank.kernels._auto`): on the CPU ``"naive"`` up to ``2**17``
     pairs and ``"torch"`` beyond; on CUDA with triton (float16, bfloat16,
     float32) ``"naive"`` up to ``2**24`` pairs and ``"triton"`` beyond. The naive
-    broadcast is only picked where its matrices take a few MiB (CPU) or where it
-    was measured faster on a GPU.
+    broadcast is only picked where it was measured faster and where its three
+    ``P x N`` matrices fit in ``max_memory_bytes`` (64 MiB by default, about
+    ``5.6e6`` float32 pairs), so ``"auto"`` keeps the memory bound.
 
 Host overhead
 -------------
@@ -128,7 +129,8 @@ def triton_available() -> bool:
 
 
 def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype,
-                    pairs: int | None = None) -> str:
+                    pairs: int | None = None,
+                    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES) -> str:
     """The concrete backend that :func:`pairwise_logistic` uses for ``backend``.
 
     Parameters
@@ -141,6 +143,8 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
         Dtype of the scores.
     pairs : int, optional
         ``P * N``. Without it, ``"auto"`` gives its choice for large inputs.
+    max_memory_bytes : int, default 64 MiB
+        ``"auto"`` takes ``"naive"`` only if its three ``P x N`` matrices fit in it.
 
     Returns
     -------
@@ -164,6 +168,8 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
     'torch'
     >>> resolve_backend("auto", "cpu", torch.float32, pairs=64 * 64)
     'naive'
+    >>> resolve_backend("auto", "cpu", torch.float32, pairs=64 * 64, max_memory_bytes=2**10)
+    'torch'
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -171,7 +177,11 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
         return backend
     dev_type = device.type if isinstance(device, torch.device) else torch.device(device).type
     triton_ok = dev_type == "cuda" and dtype in TRITON_DTYPES and triton_available()
-    return auto_backend(dev_type, triton_ok, pairs)
+    chosen = auto_backend(dev_type, triton_ok, pairs)
+    if chosen == "naive" and pairs is not None \
+            and _NAIVE_MATRICES * pairs * dtype.itemsize > max_memory_bytes:
+        return auto_backend(dev_type, triton_ok, None)  # the memory-bounded choice
+    return chosen
 
 
 def _sums(pos: torch.Tensor, neg: torch.Tensor, backend: str, need_grad: bool,
@@ -359,11 +369,8 @@ def pairwise_logistic(pos_scores: torch.Tensor, neg_scores: torch.Tensor, reduct
         on_cpu = not isinstance(pos_scores, torch.Tensor) or pos_scores.device.type == "cpu"
         finite_check = "raise" if on_cpu else "nan"
     pos, neg = _check_inputs(pos_scores, neg_scores, finite=finite_check == "raise")
-    pairs = pos.shape[0] * neg.shape[0]
-    chosen = resolve_backend(backend, pos.device, pos.dtype, pairs)
-    if backend == "auto" and chosen == "naive" \
-            and _NAIVE_MATRICES * pairs * pos.element_size() > max_memory_bytes:
-        chosen = resolve_backend(backend, pos.device, pos.dtype)  # the bounded choice
+    chosen = resolve_backend(backend, pos.device, pos.dtype, pos.shape[0] * neg.shape[0],
+                             max_memory_bytes)
     if chosen == "triton":
         err = _triton_import_error()
         if err is not None:

@@ -24,6 +24,12 @@ CUDA (:data:`CUDA_TABLE`, when triton imports and the dtype is a Triton dtype)
     ``scripts/gpu_check.py`` measures it again and prints the table to put here.
 Other devices, and float64 on CUDA
     ``"naive"`` up to the CPU crossover, ``"torch"`` beyond (no measurement).
+
+:func:`lowrank.kernels.pairwise_logistic` applies one more rule: it takes the
+naive broadcast only where its three ``P x N`` matrices fit in
+``max_memory_bytes`` (64 MiB by default: ``5.6e6`` float32 pairs, about
+``2366**2``), and the large-size choice otherwise; on CUDA with the default that
+rule, not ``2**24``, is the bound for now.
 """
 
 from __future__ import annotations
