@@ -77,10 +77,12 @@ def check_matrix(X, name: str = "X", dtype: torch.dtype | None = None,
 
 
 def check_vector(v, name: str, dtype: torch.dtype | None = None,
-                 detach: bool = False) -> torch.Tensor:
-    """Return ``v`` as a finite, real, non-empty 1-D floating tensor.
+                 detach: bool = False, *, finite: bool = True) -> torch.Tensor:
+    """Return ``v`` as a real, non-empty 1-D floating tensor, finite unless ``finite=False``.
 
-    ``detach=True``: cut from the autograd graph (see :func:`as_tensor`).
+    ``detach=True``: cut from the autograd graph (see :func:`as_tensor`). ``finite=False``
+    skips the NaN/inf check (which reads the values: on a GPU it synchronises the device),
+    for callers that check finiteness on the device.
     """
     t = as_tensor(v, name, dtype, detach)
     if t.ndim != 1:
@@ -89,7 +91,7 @@ def check_vector(v, name: str, dtype: torch.dtype | None = None,
         raise ValueError(f"{name} must not be empty")
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
-    return check_finite(t, name)
+    return check_finite(t, name) if finite else t
 
 
 def signed_labels(y, name: str = "y", dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """CIFAR-10 binary task: cross-entropy vs differential training (see image_binary.py).
 
 Runs :mod:`image_binary` with ``--dataset cifar10``; every other option is passed
-through, e.g. ``python studies/cifar_binary.py --data-dir ~/data --classes cat dog``.
+through, e.g. ``python studies/cifar_binary.py --data-dir ~/data --classes cat dog``
+(``--device auto|cpu|cuda``, default auto: CUDA when available).
 """
 
 from __future__ import annotations

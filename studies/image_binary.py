@@ -33,6 +33,7 @@ import torch
 from lowrank.attacks import adversarial_share, min_norm_perturbations, pgd_success
 from lowrank.cli import data_dir_from, run_cli, study_parser
 from lowrank.data import load_cifar10_binary, load_fashion_mnist_binary
+from lowrank.device import add_device_argument, device_info, resolve_device
 from lowrank.io import load_json, load_torch, save_csv, save_json, save_torch
 from lowrank.models import build_model
 from lowrank.plotting import LOSS_COLORS, apply_style, save_figure
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replot", type=Path, default=None, metavar="RESULTS_JSON",
                    help="redraw the figures from a saved results JSON (no data, no training)")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+    add_device_argument(p)
     return p
 
 
@@ -142,6 +144,7 @@ def _run(args) -> dict:
             budget[k] = v
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = resolve_device(getattr(args, "device", "auto"))
     classes = tuple(args.classes) if args.classes else DEFAULT_CLASSES[args.dataset]
     task = _load(args, classes)
     pair = f"{_slug(task.classes[0])}_vs_{_slug(task.classes[1])}"
@@ -160,6 +163,8 @@ def _run(args) -> dict:
         keep = torch.sort(torch.cat(keep)).values
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     x_te, y_te = task.x_test, task.y_test
+    # subsets are chosen on the CPU (the same images on every device), then moved
+    x_tr, y_tr, x_te, y_te = (t.to(device) for t in (x_tr, y_tr, x_te, y_te))
     att_idx = {"train": _subsample(len(x_tr), budget["n_attack"], args.seed + 1),
                "test": _subsample(len(x_te), budget["n_attack"], args.seed + 2)}
     eps_cfg = EPS[args.dataset]
@@ -167,7 +172,7 @@ def _run(args) -> dict:
 
     torch.manual_seed(args.seed)
     init = build_model(budget["model"], tuple(x_tr.shape[1:]), width=budget["width"],
-                       feature_dim=budget["feature_dim"])
+                       feature_dim=budget["feature_dim"], device=device)
     n_params = sum(p.numel() for p in init.parameters())
     protocol = {
         "study": "image_binary", "mode": mode, "seed": args.seed, "dataset": args.dataset,
@@ -206,7 +211,7 @@ def _run(args) -> dict:
                    "pgd_check": {"eps": eps_cfg["pgd"], "steps": budget["pgd_steps"],
                                  "step": "2.5 * eps / steps", "random_start": True}},
         "software": {"torch": torch.__version__, "python": platform.python_version(),
-                     "threads": torch.get_num_threads(), "device": "cpu"},
+                     "threads": torch.get_num_threads(), **device_info(device)},
     }
     key_train = {k: protocol[k] for k in ("seed", "dataset", "classes", "n_train_used", "model",
                                           "training")}
@@ -219,7 +224,7 @@ def _run(args) -> dict:
                               seed=args.seed, spectrum_samples=budget["spectrum_samples"])
         t0 = time.perf_counter()
         res = train_deep(copy.deepcopy(init), x_tr, y_tr, cfg, checkpoint=run_dir / f"{loss}.pt",
-                         resume=True, quiet=args.quiet, desc=f"train {loss}")
+                         resume=True, quiet=args.quiet, desc=f"train {loss}", device=device)
         model = res.model.eval()
         train_seconds = sum(h["seconds"] for h in res.history)
         acc = {}
@@ -236,7 +241,7 @@ def _run(args) -> dict:
         key = dict(key_train, attack=protocol["attack"], loss=loss)
         for split, (xs, ys) in (("train", (x_tr, y_tr)), ("test", (x_te, y_te))):
             idx = att_idx[split]
-            xa, ya = xs[idx], ys[idx]
+            xa, ya = xs[idx.to(device)], ys[idx.to(device)]
             entry["attacks"][split] = {}
             entry["pgd"][split] = {}
             for norm in NORMS:

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from lowrank.analysis import effective_rank, energy_rank, feature_spectrum, singular_values
+from lowrank.analysis import (
+    effective_rank,
+    energy_rank,
+    feature_spectrum,
+    singular_values,
+    spectrum_summary,
+)
 from lowrank.io import load_torch
 from lowrank.models import MLP, SmallCNN, build_model
 from lowrank.train import DeepTrainConfig, balanced_batches, predict_scores, train_deep
@@ -153,3 +159,110 @@ def test_trainer_input_errors():
         DeepTrainConfig(loss="hinge")
     with pytest.raises(ValueError, match="same length"):
         train_deep(MLP(64, (4,)), x, y[:-1], DeepTrainConfig(epochs=1), quiet=True)
+
+
+# ---------------------------------------------------------------- devices
+def test_energy_rank_on_the_scores_device(device):
+    s = torch.tensor([10.0, 2.0, 0.5, 0.0], dtype=torch.float64, device=device)
+    assert energy_rank(s, 0.99) == 2 and energy_rank(s, 0.5) == 1
+    assert energy_rank(s, 1.0) == 3 and energy_rank(torch.zeros(3, device=device)) == 0
+    assert energy_rank(s.flip(0), 0.99) == 2  # sorted internally
+    F = torch.randn(30, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    want = spectrum_summary(F)
+    got = spectrum_summary(F.to(device))
+    np.testing.assert_allclose(got["singular_values"], want["singular_values"], rtol=1e-10)
+    assert got["energy_rank"] == want["energy_rank"]
+    assert got["effective_rank"] == pytest.approx(want["effective_rank"], rel=1e-10)
+
+
+def test_analysis_and_models_name_their_devices(explicit_devices):
+    """CPU-side guard against device mixing: lowrank code creates no tensor on an implicit device."""
+    F = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))
+    model = build_model("mlp", (1, 4, 4), hidden=(8, 3), device="cpu")
+    with explicit_devices():
+        spectrum_summary(F)
+        energy_rank(singular_values(F), 0.9)
+        effective_rank(singular_values(F))
+        feature_spectrum(model, torch.rand(12, 1, 4, 4), batch_size=5)
+        predict_scores(model, torch.rand(7, 1, 4, 4), batch_size=3, features=True)
+        x, y = _toy(6, 8)
+        for loss in ("cross_entropy", "differential"):
+            train_deep(build_model("mlp", (1, 8, 8), hidden=(4,)), x, y,
+                       DeepTrainConfig(loss=loss, epochs=1, batch_size=4, spectrum_samples=10),
+                       quiet=True)
+
+
+def test_explicit_devices_catches_an_implicit_cpu_tensor(explicit_devices):
+    """The guard fails on the pattern that broke energy_rank on CUDA (code 'in' lowrank)."""
+    import os
+
+    fake = os.sep.join(["", "x", "lowrank", "analysis", "fake.py"])
+    code = compile("cum = torch.cumsum(s, 0)\n"
+                   "torch.searchsorted(cum, torch.tensor(0.5, dtype=torch.float64))\n", fake, "exec")
+    with pytest.raises(AssertionError, match=r"tensor at .*fake\.py:2"):
+        with explicit_devices():
+            exec(code, {"torch": torch, "s": torch.ones(3, dtype=torch.float64)})
+
+
+def test_models_and_features_run_on_the_meta_device():
+    """Meta tensors hold no values: any CPU tensor mixed in by the forward pass is an error."""
+    for name in ("cnn", "mlp"):
+        m = build_model(name, (3, 8, 8), width=2, feature_dim=5, device="meta")
+        assert all(p.device.type == "meta" for p in m.parameters())
+        s, f = predict_scores(m, torch.empty(6, 3, 8, 8, device="meta"), batch_size=4,
+                              features=True)
+        assert s.device.type == f.device.type == "meta" and f.shape == (6, 5)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            build_model("mlp", (1, 4, 4), device="cuda")
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "differential"])
+def test_train_deep_on_device(device, loss, tmp_path):
+    """The whole deep path on ``device``: training, per-epoch spectrum, bias rule, resume."""
+    x, y = _toy()
+    torch.manual_seed(0)
+    init = MLP(64, (16, 4))
+    cfg = DeepTrainConfig(loss=loss, epochs=3, batch_size=10, lr=1e-2, seed=2, spectrum_samples=40)
+    ref = train_deep(copy.deepcopy(init), x, y, cfg, quiet=True)  # CPU reference
+    res = train_deep(copy.deepcopy(init).to(device), x.to(device), y.to(device), cfg, quiet=True,
+                     checkpoint=tmp_path / "ck.pt")
+    assert all(p.device.type == device.type for p in res.model.parameters())
+    assert len(res.history) == 3 and 1 <= res.history[-1]["energy_rank"] <= 4
+    for a, b in zip(ref.history, res.history, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-6)
+        assert b["effective_rank"] == pytest.approx(a["effective_rank"], rel=1e-3)
+    torch.testing.assert_close(predict_scores(res.model, x.to(device)).cpu(),
+                               predict_scores(ref.model, x), rtol=1e-3, atol=1e-4)
+    # device= moves a CPU model and CPU data; a checkpoint written on `device` resumes on the CPU
+    moved = train_deep(copy.deepcopy(init), x, y, cfg, quiet=True, device=device)
+    assert next(moved.model.parameters()).device.type == device.type
+    more = DeepTrainConfig(**{**cfg.__dict__, "epochs": 4})
+    resumed = train_deep(copy.deepcopy(init), x, y, more, checkpoint=tmp_path / "ck.pt",
+                         resume=True, quiet=True, device="cpu")
+    assert resumed.resumed_from == 3 and len(resumed.history) == 4
+
+
+def test_resolve_device_and_the_device_option():
+    import argparse
+
+    from lowrank.device import add_device_argument, device_info, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu") == resolve_device(torch.device("cpu"))
+    auto = resolve_device("auto")
+    assert auto == resolve_device(None)
+    assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(" CPU ") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device("gpu")
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device(3)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    p = add_device_argument(argparse.ArgumentParser())
+    assert p.parse_args([]).device == "auto" and p.parse_args(["--device", "cuda:1"]).device == "cuda:1"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--device", "tpu"])
+    info = device_info(auto)
+    assert info["device_type"] == auto.type and info["device"].startswith(auto.type)

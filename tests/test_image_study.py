@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from _image_fixtures import write_tiny_cifar, write_tiny_fashion
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
@@ -51,6 +52,9 @@ def test_tiny_study_writes_protocol_results_and_figures(tiny_cifar_run):
     assert proto["mode"] == "tiny" and proto["seed"] == 1
     assert proto["attack"]["n_images_per_split"] == {"train": 8, "test": 8}
     assert proto["n_train_used"] == 40 and proto["n_test"] == 8
+    # --device defaults to auto: the real device is recorded, not a constant
+    want = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    assert proto["software"]["device"] == want
     for loss in ("cross_entropy", "differential"):
         m = saved["models"][loss]
         # the tiny classes are separable: both models learn them

@@ -285,20 +285,130 @@ def test_torch_backend_extra_memory_is_bounded():
 
 # ----------------------------------------------------------------------------- dispatch
 def test_resolve_backend():
-    assert resolve_backend("auto", "cpu", torch.float32) == "torch"
+    assert resolve_backend("auto", "cpu", torch.float32) == "torch"  # size unknown: large
     assert resolve_backend("auto", "cuda", torch.float64) == "torch"
     expect = "triton" if K.triton_available() else "torch"
     assert resolve_backend("auto", "cuda", torch.float16) == expect
     assert resolve_backend("naive", "cpu", torch.float32) == "naive"
+    assert resolve_backend("compile", "cpu", torch.float32, pairs=4) == "compile"
     with pytest.raises(ValueError, match="backend"):
         resolve_backend("cuda", "cpu", torch.float32)
 
 
-def test_auto_on_cpu_equals_torch_backend():
-    pos, neg = scores(100, 60, seed=12)
-    a, b = run(pos, neg, "auto"), run(pos, neg, "torch")
+def test_auto_follows_the_measured_size_table():
+    from lowrank.kernels import _auto
+
+    for table in (_auto.CPU_TABLE, _auto.CUDA_TABLE):
+        bounds = [b for b, _ in table]
+        assert bounds == sorted(bounds) and bounds[-1] == math.inf
+    small, large = _auto.CPU_TABLE[0][0], _auto.CPU_TABLE[0][0] + 1
+    assert resolve_backend("auto", "cpu", torch.float32, pairs=small) == "naive"
+    assert resolve_backend("auto", "cpu", torch.float64, pairs=large) == "torch"
+    # the naive choice stays far inside the 64 MiB bound: three float64 P x N matrices
+    assert 3 * 8 * small <= K.DEFAULT_MAX_MEMORY_BYTES // 8
+    cuda_small = _auto.CUDA_TABLE[0][0]
+    expect = ("naive", "triton") if K.triton_available() else ("torch", "torch")
+    assert (resolve_backend("auto", "cuda", torch.float32, pairs=cuda_small,
+                            max_memory_bytes=2**40),
+            resolve_backend("auto", "cuda", torch.float32, pairs=cuda_small + 1)) == expect
+    # the naive matrices must fit in max_memory_bytes (64 MiB: 5.6e6 float32 pairs)
+    assert resolve_backend("auto", "cuda", torch.float32, pairs=2**22) == expect[0]
+    assert resolve_backend("auto", "cuda", torch.float32, pairs=2**23) == expect[1]
+    assert resolve_backend("auto", "cuda", torch.float32, pairs=2**22,
+                           max_memory_bytes=3 * 4 * 2**22 - 1) == expect[1]
+    # no Triton for float64: the CPU table
+    assert resolve_backend("auto", "cuda", torch.float64, pairs=small) == "naive"
+    assert resolve_backend("auto", "cuda", torch.float64, pairs=cuda_small) == "torch"
+
+
+@pytest.mark.parametrize("P,N,expect", [(100, 60, "naive"), (400, 400, "torch")])
+def test_auto_on_cpu_equals_the_table_backend(P, N, expect):
+    assert resolve_backend("auto", "cpu", torch.float32, pairs=P * N) == expect
+    pos, neg = scores(P, N, seed=12)
+    a, b = run(pos, neg, "auto"), run(pos, neg, expect)
     for x, y in zip(a, b, strict=True):
         assert torch.equal(x, y)
+    assert_matches(a, reference(pos, neg), rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- devices
+@pytest.mark.parametrize("P,N", [(1, 1), (70, 33), (600, 500)])
+def test_every_backend_on_device(device, P, N):
+    """auto/torch/naive (and triton on CUDA) on ``device``: values, gradient devices, NaN flag."""
+    pos, neg = scores(P, N, seed=P + 2 * N)
+    ref = reference(pos, neg, "mean")
+    backends = ["auto", "torch", "naive"] + (["triton"] if device.type == "cuda"
+                                             and TRITON_MODE == "cuda" else [])
+    for backend in backends:
+        p = pos.to(device, copy=True).requires_grad_()
+        n = neg.to(device, copy=True).requires_grad_()
+        loss = pairwise_logistic(p, n, "mean", backend=backend)
+        loss.backward()
+        assert loss.device.type == p.grad.device.type == n.grad.device.type == device.type
+        assert_matches((loss.detach().cpu(), p.grad.cpu(), n.grad.cpu()), ref, rtol=2e-5,
+                       atol=1e-6)
+        bad = pos.clone()
+        bad[0] = math.nan
+        flagged = pairwise_logistic(bad.to(device), neg.to(device), backend=backend,
+                                    finite_check="nan")
+        assert torch.isnan(flagged.cpu()), backend
+
+
+def test_backends_name_their_devices(explicit_devices):
+    pos, neg = scores(40, 30, seed=1)
+    with explicit_devices():
+        for backend in ("auto", "torch", "naive"):
+            for check in ("raise", "nan"):
+                p, n = pos.clone().requires_grad_(), neg.clone().requires_grad_()
+                pairwise_logistic(p, n, "mean", backend=backend, finite_check=check).backward()
+
+
+@pytest.mark.slow
+def test_compile_backend_matches_reference():
+    """torch.compile of the naive expression (the benchmark peer); compiles once (~30 s on the CPU)."""
+    for P, N in [(33, 130), (7, 5)]:  # dynamic shapes: one compiled graph for both sizes
+        pos, neg = scores(P, N, seed=P * N)
+        got = run(pos, neg, "compile", "mean", grad_output=2.0)
+        assert_matches(got, reference(pos, neg, "mean"), grad_output=2.0, rtol=1e-5, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- finite check
+@pytest.mark.parametrize("backend", ["naive", "torch"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_finite_check_nan_flags_the_loss_without_raising(backend, bad):
+    pos, neg = scores(30, 20, seed=3)
+    ref = run(pos, neg, backend, finite_check="raise")
+    same = run(pos, neg, backend, finite_check="nan")
+    for x, y in zip(ref, same, strict=True):
+        assert torch.equal(x, y)  # finite scores: bit-identical
+    for which in ("pos", "neg"):
+        p, n = pos.clone(), neg.clone()
+        (p if which == "pos" else n)[3] = bad
+        loss = pairwise_logistic(p, n, backend=backend, finite_check="nan")
+        assert torch.isnan(loss), (which, bad)
+        with pytest.raises(ValueError, match=f"{which}_scores must be finite"):
+            pairwise_logistic(p, n, backend=backend)  # auto on the CPU: raise
+
+
+def test_finite_check_auto_raises_on_cpu_and_rejects_bad_values():
+    with pytest.raises(ValueError, match="finite_check"):
+        pairwise_logistic(torch.zeros(2), torch.zeros(2), finite_check="warn")
+    with pytest.raises(ValueError, match="must be finite"):
+        pairwise_logistic(torch.tensor([math.inf]), torch.zeros(2), finite_check="auto")
+
+
+def test_finite_check_nan_reads_no_values():
+    """finite_check="nan" never synchronises: it runs on meta tensors, which hold no values."""
+    p = torch.zeros(5, device="meta", requires_grad=True)
+    n = torch.zeros(4, device="meta", requires_grad=True)
+    for backend in ("naive", "torch"):
+        loss = pairwise_logistic(p, n, "mean", backend=backend, finite_check="nan")
+        assert loss.device.type == "meta" and loss.shape == ()
+        loss.backward()
+        assert p.grad.device.type == "meta" and p.grad.shape == (5,)
+        p.grad = n.grad = None
+    with pytest.raises(Exception, match="meta"):  # the synchronous check needs the values
+        pairwise_logistic(p, n, finite_check="raise")
 
 
 def test_public_names():
@@ -438,6 +548,48 @@ def test_triton_huge_scores(triton_ready):
     # tiny losses of well-separated pairs survive (compensated log1p)
     far = run(torch.full((5,), 30.0), torch.zeros(3), "triton", device=TRITON_DEVICE)[0]
     assert far.item() == pytest.approx(15 * math.exp(-30.0), rel=1e-5)
+
+
+def test_triton_flags_non_finite_scores_in_its_output(triton_ready):
+    pos, neg = scores(70, 40, seed=5)
+    finite = run(pos, neg, "triton", device=TRITON_DEVICE, finite_check="nan")
+    assert_matches(finite, reference(pos, neg), rtol=2e-5, atol=1e-5)
+    for bad in (math.nan, math.inf, -math.inf):
+        for which in ("pos", "neg"):
+            p, n = pos.clone(), neg.clone()
+            (p if which == "pos" else n)[-1] = bad  # in the last, masked tile
+            loss = pairwise_logistic(p.to(TRITON_DEVICE), n.to(TRITON_DEVICE), backend="triton",
+                                     finite_check="nan")
+            assert torch.isnan(loss.cpu()), (which, bad)
+
+
+def test_triton_does_not_read_uninitialised_buffers(triton_ready, monkeypatch):
+    """The column buffer is not zeroed: fill every fresh buffer with NaN and check the sums."""
+    from lowrank.kernels import _triton
+
+    empty = torch.empty
+    monkeypatch.setattr(_triton.torch, "empty", lambda *a, **k: empty(*a, **k).fill_(math.nan))
+    pos, neg = on_device(*scores(130, 97, seed=2))
+    cfg = {"BLOCK_P": 16, "BLOCK_N": 32, "max_groups": 2, "target_programs": 1}
+    loss, row, col = _triton.pairwise_logistic_sums(pos, neg, True, **cfg)
+    rl, rp, rn = reference(pos, neg)
+    torch.testing.assert_close(loss.double().cpu(), rl, rtol=2e-5, atol=0)
+    torch.testing.assert_close(-row.double().cpu(), rp, rtol=2e-5, atol=1e-5)
+    torch.testing.assert_close(col.double().cpu(), rn, rtol=2e-5, atol=1e-5)
+
+
+def test_triton_single_program_returns_its_buffers(triton_ready):
+    """P, N <= one tile: one program, whose partial sums are the outputs (no reduction)."""
+    from lowrank.kernels import _triton
+
+    pos, neg = on_device(*scores(64, 33, seed=9))
+    loss, row, col = _triton.pairwise_logistic_sums(pos, neg, True)
+    assert row._base is not None and col._base is not None  # views of the buffers
+    rl, rp, rn = reference(pos, neg)
+    torch.testing.assert_close(loss.double().cpu(), rl, rtol=2e-5, atol=0)
+    torch.testing.assert_close(-row.double().cpu(), rp, rtol=2e-5, atol=1e-5)
+    torch.testing.assert_close(col.double().cpu(), rn, rtol=2e-5, atol=1e-5)
+    assert _triton._launch_plan.cache_info().currsize >= 1  # the launch plan is cached
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -117,13 +117,21 @@ def energy_rank(s, energy: float = 0.99) -> int:
     """
     if not 0.0 < energy <= 1.0:
         raise ValueError(f"energy must be in (0, 1], got {energy}")
-    s = torch.sort(torch.as_tensor(s, dtype=torch.float64).flatten(), descending=True).values
-    e = s**2
-    total = float(e.sum())
-    if total == 0.0:
-        return 0
+    return int(_energy_count(torch.as_tensor(s, dtype=torch.float64), energy))
+
+
+def _energy_count(s: torch.Tensor, energy: float) -> torch.Tensor:
+    """:func:`energy_rank` as a 0-d int64 tensor on ``s.device`` (no host synchronisation).
+
+    The count of leading sorted ``s_i**2`` whose cumulative share stays below
+    ``energy`` (minus a 1e-12 tolerance), plus one; 0 when all ``s_i`` are 0.
+    """
+    e = torch.sort(s.flatten(), descending=True).values ** 2
+    total = e.sum()
     cum = torch.cumsum(e, 0) / total
-    return int(torch.searchsorted(cum, torch.tensor(energy - 1e-12, dtype=torch.float64))) + 1
+    below = (cum < energy - 1e-12).sum()  # = searchsorted(cum, energy - 1e-12), left side
+    count = torch.clamp(below + 1, max=e.numel())
+    return torch.where(total > 0, count, torch.zeros_like(count))
 
 
 def spectrum_summary(F, center: bool = True, energy: float = 0.99) -> dict:

@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -80,6 +80,35 @@ class BinaryImageTask:
     classes: tuple[str, str]
     dataset: str
     source: str
+
+    def to(self, device: str | torch.device | None) -> BinaryImageTask:
+        """The same task with its four tensors on ``device`` (``self`` if already there).
+
+        Parameters
+        ----------
+        device : str, torch.device or None
+            As in :func:`lowrank.device.resolve_device` (``"auto"``, ``"cpu"``, ``"cuda"``,
+            ...); ``None`` keeps the tensors where they are.
+
+        Returns
+        -------
+        BinaryImageTask
+
+        Examples
+        --------
+        >>> task = BinaryImageTask(torch.zeros(2, 1, 2, 2), torch.tensor([1.0, -1.0]),
+        ...                        torch.zeros(2, 1, 2, 2), torch.tensor([1.0, -1.0]),
+        ...                        ("cat", "dog"), "cifar10", "/data")
+        >>> task.to("meta").x_train.device, task.to("meta").classes
+        (device(type='meta'), ('cat', 'dog'))
+        """
+        if device is None:
+            return self
+        from ..device import resolve_device
+
+        dev = resolve_device(device)
+        return replace(self, x_train=self.x_train.to(dev), y_train=self.y_train.to(dev),
+                       x_test=self.x_test.to(dev), y_test=self.y_test.to(dev))
 
     def summary(self) -> dict:
         """Sizes and class counts, for logs and result files."""

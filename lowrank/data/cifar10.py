@@ -118,7 +118,8 @@ def _locate(root: Path, manifest: dict | None, download: bool, url: str, quiet: 
 
 def load_cifar10_binary(root: str | os.PathLike, classes: Sequence = ("cat", "dog"),
                         checksums="official", download: bool = False, url: str = CIFAR10_URL,
-                        quiet: bool = True) -> BinaryImageTask:
+                        quiet: bool = True, device: str | torch.device | None = None
+                        ) -> BinaryImageTask:
     """Load a two-class CIFAR-10 task (labels +1 for ``classes[0]``, -1 for ``classes[1]``).
 
     Parameters
@@ -139,6 +140,9 @@ def load_cifar10_binary(root: str | os.PathLike, classes: Sequence = ("cat", "do
         Archive address for ``download=True``.
     quiet : bool
         Print nothing while downloading.
+    device : str or torch.device, optional
+        Where to put the tensors (``"auto"``, ``"cpu"``, ``"cuda"``, ...; see
+        :func:`lowrank.device.resolve_device`); default: the CPU.
 
     Returns
     -------
@@ -187,4 +191,5 @@ def load_cifar10_binary(root: str | os.PathLike, classes: Sequence = ("cat", "do
 
     x_tr, y_tr = split(_TRAIN_BATCHES)
     x_te, y_te = split((_TEST_BATCH,))
-    return BinaryImageTask(x_tr, y_tr, x_te, y_te, picked, "cifar10", str(folder))
+    task = BinaryImageTask(x_tr, y_tr, x_te, y_te, picked, "cifar10", str(folder))
+    return task.to(device)

@@ -136,8 +136,8 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
 def load_fashion_mnist_binary(root: str | os.PathLike,
                               classes: Sequence = ("T-shirt/top", "Shirt"),
                               checksums="official", download: bool = False,
-                              url: str = FASHION_MNIST_URL, quiet: bool = True
-                              ) -> BinaryImageTask:
+                              url: str = FASHION_MNIST_URL, quiet: bool = True,
+                              device: str | torch.device | None = None) -> BinaryImageTask:
     """Load a two-class Fashion-MNIST task (+1 for ``classes[0]``, -1 for ``classes[1]``).
 
     Parameters
@@ -157,6 +157,9 @@ def load_fashion_mnist_binary(root: str | os.PathLike,
         Base address, ending in ``/``.
     quiet : bool
         Print nothing while downloading.
+    device : str or torch.device, optional
+        Where to put the tensors (``"auto"``, ``"cpu"``, ``"cuda"``, ...; see
+        :func:`lowrank.device.resolve_device`); default: the CPU.
 
     Returns
     -------
@@ -207,4 +210,5 @@ def load_fashion_mnist_binary(root: str | os.PathLike,
 
     x_tr, y_tr = split("train")
     x_te, y_te = split("test")
-    return BinaryImageTask(x_tr, y_tr, x_te, y_te, picked, "fashion_mnist", str(root))
+    task = BinaryImageTask(x_tr, y_tr, x_te, y_te, picked, "fashion_mnist", str(root))
+    return task.to(device)

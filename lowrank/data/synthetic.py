@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .._validation import check_float_dtype, check_int, check_real, check_seed
+from ..device import resolve_device
 
 __all__ = ["LowRankData", "affine_subspace_data", "line_pair"]
 
@@ -108,7 +109,8 @@ def _cast(name: str, dtype: torch.dtype, **tensors: torch.Tensor) -> dict[str, t
 def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, gap: float,
                          noise: float = 0.0, seed: int | None = None,
                          dtype: torch.dtype = torch.float64, center: float | None = None,
-                         spread: float = 1.0) -> LowRankData:
+                         spread: float = 1.0,
+                         device: str | torch.device | None = None) -> LowRankData:
     """Two classes in a ``rank``-dimensional affine subspace of ``R^dim`` at distance ``offset``.
 
     Parameters
@@ -135,6 +137,9 @@ def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, g
         subspace's foot point. Default: ``offset`` (see the module docstring).
     spread : float, default 1
         Scale of the within-class spread inside the subspace.
+    device : str or torch.device, optional
+        Where to put the tensors (see :func:`lowrank.device.resolve_device`); default the
+        CPU. The points are drawn on the CPU, so a seed gives the same data on every device.
 
     Returns
     -------
@@ -192,8 +197,9 @@ def affine_subspace_data(n_per_class: int, dim: int, rank: int, offset: float, g
     info = {"n_per_class": n_per_class, "dim": dim, "rank": rank, "offset": offset,
             "center": center, "gap": gap, "noise": noise, "spread": spread, "seed": seed}
     t = _cast("offset, center, gap or spread", dtype, X=X, origin=origin)
-    return LowRankData(X=t["X"], y=y.to(dtype), basis=basis.to(dtype),
-                       origin=t["origin"], normal=normal.to(dtype), offset=offset,
+    to = {"dtype": dtype, "device": None if device is None else resolve_device(device)}
+    return LowRankData(X=t["X"].to(**to), y=y.to(**to), basis=basis.to(**to),
+                       origin=t["origin"].to(**to), normal=normal.to(**to), offset=offset,
                        center=center, gap=gap, noise=noise, info=info)
 
 

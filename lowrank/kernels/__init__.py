@@ -25,9 +25,29 @@ tile in O(P + N) memory:
     the others in float32).
 ``"naive"``
     The plain broadcast with torch autograd (reference and benchmark baseline).
+``"compile"``
+    ``torch.compile`` of the naive expression (:mod:`lowrank.kernels._compiled`):
+    the benchmark peer a user would reach for; the first call compiles.
 ``"auto"``
-    ``"triton"`` for CUDA tensors of dtype float16, bfloat16 or float32 when
-    triton imports, ``"torch"`` otherwise.
+    The fastest of these for the device and the size ``P * N``, from a measured
+    table (:mod:`lowrank.kernels._auto`): on the CPU ``"naive"`` up to ``2**17``
+    pairs and ``"torch"`` beyond; on CUDA with triton (float16, bfloat16,
+    float32) ``"naive"`` up to ``2**24`` pairs and ``"triton"`` beyond. The naive
+    broadcast is only picked where it was measured faster and where its three
+    ``P x N`` matrices fit in ``max_memory_bytes`` (64 MiB by default, about
+    ``5.6e6`` float32 pairs), so ``"auto"`` keeps the memory bound.
+
+Host overhead
+-------------
+Nothing on the hot path waits for the device: the NaN/inf check of the scores
+(``finite_check``) raises a ValueError on the CPU, where reading the values is
+cheap, and on other devices turns the loss into NaN instead (folded into the
+Triton kernel's output at no cost; two small reductions for the other
+backends), so a training loop sees a NaN loss exactly when a score is not
+finite. ``finite_check="raise"`` restores the synchronous error on any device.
+The Triton backend caches its launch plan per size and allocates only its
+outputs and per-program partial sums (from torch's caching allocator); when one
+program covers a dimension the partial sums are the outputs.
 
 The ``"triton"`` and ``"torch"`` backends share one :class:`torch.autograd.Function`
 (:class:`PairwiseLogisticFunction`): the forward pass computes the loss and, if
@@ -51,6 +71,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .._validation import check_vector
+from ._auto import auto_backend
+from ._compiled import pairwise_logistic_compiled
 from ._torch_chunked import (
     DEFAULT_MAX_MEMORY_BYTES,
     pairwise_logistic_naive,
@@ -64,13 +86,18 @@ __all__ = [
     "triton_available",
     "BACKENDS",
     "REDUCTIONS",
+    "FINITE_CHECKS",
     "SUPPORTED_DTYPES",
     "TRITON_DTYPES",
     "DEFAULT_MAX_MEMORY_BYTES",
 ]
 
-BACKENDS = ("auto", "triton", "torch", "naive")
+BACKENDS = ("auto", "triton", "torch", "naive", "compile")
 REDUCTIONS = ("sum", "mean")
+#: Live P x N matrices of a naive forward + backward step (measured on the CPU).
+_NAIVE_MATRICES = 3
+#: Values of ``finite_check`` (see :func:`pairwise_logistic`).
+FINITE_CHECKS = ("auto", "raise", "nan")
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -101,24 +128,32 @@ def triton_available() -> bool:
     return _triton_import_error() is None
 
 
-def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype) -> str:
+def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype,
+                    pairs: int | None = None,
+                    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES) -> str:
     """The concrete backend that :func:`pairwise_logistic` uses for ``backend``.
 
     Parameters
     ----------
-    backend : {"auto", "triton", "torch", "naive"}
+    backend : {"auto", "triton", "torch", "naive", "compile"}
         Requested backend.
     device : torch.device or str
         Device of the scores.
     dtype : torch.dtype
         Dtype of the scores.
+    pairs : int, optional
+        ``P * N``. Without it, ``"auto"`` gives its choice for large inputs.
+    max_memory_bytes : int, default 64 MiB
+        ``"auto"`` takes ``"naive"`` only if its three ``P x N`` matrices fit in it.
 
     Returns
     -------
     str
-        ``"triton"``, ``"torch"`` or ``"naive"``: ``"auto"`` becomes ``"triton"``
-        for CUDA tensors of a dtype in :data:`TRITON_DTYPES` when triton imports,
-        and ``"torch"`` otherwise; the other names are returned unchanged.
+        A concrete backend. ``"auto"`` is looked up in the measured size table of
+        :mod:`lowrank.kernels._auto`: for CUDA tensors of a dtype in
+        :data:`TRITON_DTYPES` when triton imports, ``"naive"`` for small and
+        ``"triton"`` for large ``pairs``; otherwise ``"naive"`` for small and
+        ``"torch"`` for large ``pairs``. The other names are returned unchanged.
 
     Raises
     ------
@@ -131,14 +166,22 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
     >>> from lowrank.kernels import resolve_backend
     >>> resolve_backend("auto", "cpu", torch.float32)
     'torch'
+    >>> resolve_backend("auto", "cpu", torch.float32, pairs=64 * 64)
+    'naive'
+    >>> resolve_backend("auto", "cpu", torch.float32, pairs=64 * 64, max_memory_bytes=2**10)
+    'torch'
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
         return backend
-    if torch.device(device).type == "cuda" and dtype in TRITON_DTYPES and triton_available():
-        return "triton"
-    return "torch"
+    dev_type = device.type if isinstance(device, torch.device) else torch.device(device).type
+    triton_ok = dev_type == "cuda" and dtype in TRITON_DTYPES and triton_available()
+    chosen = auto_backend(dev_type, triton_ok, pairs)
+    if chosen == "naive" and pairs is not None \
+            and _NAIVE_MATRICES * pairs * dtype.itemsize > max_memory_bytes:
+        return auto_backend(dev_type, triton_ok, None)  # the memory-bounded choice
+    return chosen
 
 
 def _sums(pos: torch.Tensor, neg: torch.Tensor, backend: str, need_grad: bool,
@@ -196,10 +239,12 @@ class PairwiseLogisticFunction(torch.autograd.Function):
         need_grad = bool(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
         loss, row, col = _sums(pos, neg, backend, need_grad, max_memory_bytes)
         scale = 1.0 / (pos.shape[0] * neg.shape[0]) if mean else 1.0
-        if need_grad:
+        if need_grad:  # row, col and loss are fresh buffers of _sums: scaled in place
             ctx.save_for_backward(row.mul_(-scale), col.mul_(scale))
             ctx.in_dtypes = (pos.dtype, neg.dtype)
-        return (loss * scale).to(pos.dtype)
+        if scale != 1.0:
+            loss = loss.mul_(scale)
+        return loss.to(pos.dtype)
 
     @staticmethod
     @once_differentiable
@@ -212,7 +257,18 @@ class PairwiseLogisticFunction(torch.autograd.Function):
         return out_pos, out_neg, None, None, None
 
 
-def _check_inputs(pos_scores, neg_scores) -> tuple[torch.Tensor, torch.Tensor]:
+def _nan_if_not_finite(loss: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """``loss`` plus ``sum(0 * pos) + sum(0 * neg)``: unchanged for finite scores, NaN otherwise.
+
+    Runs on the scores' device without synchronising (``0 * inf`` and ``0 * nan``
+    are NaN; the products of finite scores are exactly 0, so the loss is unchanged
+    bit for bit and no gradient flows through the check).
+    """
+    flag = pos.detach().mul(0).sum() + neg.detach().mul(0).sum()
+    return loss + flag.to(loss.dtype)
+
+
+def _check_inputs(pos_scores, neg_scores, finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     both = (pos_scores, "pos_scores"), (neg_scores, "neg_scores")
     for t, name in both:  # before check_vector, which would cast integer/bool and sync devices
         if isinstance(t, torch.Tensor) and not t.is_floating_point():
@@ -221,8 +277,8 @@ def _check_inputs(pos_scores, neg_scores) -> tuple[torch.Tensor, torch.Tensor]:
             and pos_scores.device != neg_scores.device:
         raise ValueError(f"pos_scores and neg_scores must be on the same device, "
                          f"got {pos_scores.device} and {neg_scores.device}")
-    pos = check_vector(pos_scores, "pos_scores")
-    neg = check_vector(neg_scores, "neg_scores")
+    pos = check_vector(pos_scores, "pos_scores", finite=finite)
+    neg = check_vector(neg_scores, "neg_scores", finite=finite)
     for t, name in ((pos, "pos_scores"), (neg, "neg_scores")):
         if t.dtype not in SUPPORTED_DTYPES:
             raise ValueError(f"{name} must have a dtype in {SUPPORTED_DTYPES}, got {t.dtype}")
@@ -236,8 +292,8 @@ def _check_inputs(pos_scores, neg_scores) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def pairwise_logistic(pos_scores: torch.Tensor, neg_scores: torch.Tensor, reduction: str = "sum",
-                      backend: str = "auto", *,
-                      max_memory_bytes: int | None = None) -> torch.Tensor:
+                      backend: str = "auto", *, max_memory_bytes: int | None = None,
+                      finite_check: str = "auto") -> torch.Tensor:
     """Logistic loss summed (or averaged) over every (positive, negative) pair.
 
     ``L = sum_i sum_j softplus(-(s_i - s_j))`` over the ``P`` positive scores
@@ -253,11 +309,17 @@ def pairwise_logistic(pos_scores: torch.Tensor, neg_scores: torch.Tensor, reduct
         ``pos_scores``.
     reduction : {"sum", "mean"}, default "sum"
         Sum over the ``P * N`` pairs, or that sum divided by ``P * N``.
-    backend : {"auto", "triton", "torch", "naive"}, default "auto"
+    backend : {"auto", "triton", "torch", "naive", "compile"}, default "auto"
         See the module docstring and :func:`resolve_backend`.
     max_memory_bytes : int, optional
         Bound on the extra memory of the ``"torch"`` backend (default 64 MiB);
+        ``"auto"`` picks the naive broadcast only where its matrices fit in it too;
         ignored by the other backends.
+    finite_check : {"auto", "raise", "nan"}, default "auto"
+        What a NaN or inf score does. ``"raise"``: ValueError (reads the scores:
+        on a GPU this synchronises the device). ``"nan"``: the loss is NaN, checked
+        on the device without synchronising (free in the Triton kernel).
+        ``"auto"``: ``"raise"`` for CPU tensors, ``"nan"`` on other devices.
 
     Returns
     -------
@@ -269,13 +331,15 @@ def pairwise_logistic(pos_scores: torch.Tensor, neg_scores: torch.Tensor, reduct
     Raises
     ------
     ValueError
-        If a score tensor is not 1-D, is empty, holds NaN or inf, or has an
+        If a score tensor is not 1-D, is empty, holds NaN or inf (with
+        ``finite_check="raise"``, the default for CPU tensors), or has an
         unsupported dtype; if the two differ in dtype or device; if
-        ``reduction``, ``backend`` or ``max_memory_bytes`` is invalid; if
+        ``reduction``, ``backend``, ``max_memory_bytes`` or ``finite_check`` is invalid; if
         ``backend="triton"`` gets float64 or CPU tensors without
         ``TRITON_INTERPRET=1``.
     RuntimeError
-        If ``backend="triton"`` but triton cannot be imported.
+        If ``backend="triton"`` but triton cannot be imported, or
+        ``backend="compile"`` but ``torch.compile`` does not work here.
 
     Examples
     --------
@@ -299,14 +363,27 @@ def pairwise_logistic(pos_scores: torch.Tensor, neg_scores: torch.Tensor, reduct
     elif isinstance(max_memory_bytes, bool) or not isinstance(max_memory_bytes, int) \
             or max_memory_bytes <= 0:
         raise ValueError(f"max_memory_bytes must be a positive int, got {max_memory_bytes!r}")
-    pos, neg = _check_inputs(pos_scores, neg_scores)
-    chosen = resolve_backend(backend, pos.device, pos.dtype)
-    if chosen == "naive":
-        return pairwise_logistic_naive(pos, neg, reduction)
+    if finite_check not in FINITE_CHECKS:
+        raise ValueError(f"finite_check must be one of {FINITE_CHECKS}, got {finite_check!r}")
+    if finite_check == "auto":
+        on_cpu = not isinstance(pos_scores, torch.Tensor) or pos_scores.device.type == "cpu"
+        finite_check = "raise" if on_cpu else "nan"
+    pos, neg = _check_inputs(pos_scores, neg_scores, finite=finite_check == "raise")
+    chosen = resolve_backend(backend, pos.device, pos.dtype, pos.shape[0] * neg.shape[0],
+                             max_memory_bytes)
     if chosen == "triton":
         err = _triton_import_error()
         if err is not None:
             raise RuntimeError(f"backend='triton' needs a working triton install "
                                f"(pip install 'lowrank[triton]'): {err}")
-    return PairwiseLogisticFunction.apply(pos, neg, reduction == "mean", chosen,
-                                          int(max_memory_bytes))
+        # the kernel folds the finite check into its output (NaN loss) at no cost
+        return PairwiseLogisticFunction.apply(pos, neg, reduction == "mean", chosen,
+                                              int(max_memory_bytes))
+    if chosen == "naive":
+        loss = pairwise_logistic_naive(pos, neg, reduction)
+    elif chosen == "compile":
+        loss = pairwise_logistic_compiled(pos, neg, reduction)
+    else:
+        loss = PairwiseLogisticFunction.apply(pos, neg, reduction == "mean", chosen,
+                                              int(max_memory_bytes))
+    return _nan_if_not_finite(loss, pos, neg) if finite_check == "nan" else loss

@@ -8,23 +8,42 @@ once the inputs are allocated and the code path is warmed up::
 
     python -m lowrank.kernels._benchmark torch 20000 20000
     {"backend": "torch", "P": 20000, "N": 20000, "peak_extra_bytes": ..., "method": ...}
+
+:func:`run_benchmarks` times the backends without pytest (a plain timing loop,
+:func:`time_step`) and returns the same JSON layout as ``pytest-benchmark
+--benchmark-json`` (``machine_info``, ``datetime``, ``benchmarks`` with
+``stats`` and ``extra_info``), so that ``studies/kernel_benchmark.py`` reads
+either. The pytest-benchmark suite (``tests/benchmarks``) stays the tool for
+benchmarking; this loop lets the figure be made where pytest is not installed
+(``studies/run_all.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import gc
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
+import time
 
 import torch
 
-from . import pairwise_logistic
+from . import pairwise_logistic, triton_available
 
-__all__ = ["make_scores", "step", "peak_extra_memory_cpu", "peak_extra_memory_cuda"]
+__all__ = ["make_scores", "step", "peak_extra_memory_cpu", "peak_extra_memory_cuda",
+           "BENCH_BACKENDS", "NAIVE_MATRICES", "available_bytes", "machine_info", "skip_reason",
+           "time_step", "run_benchmarks"]
+
+#: Backends the benchmarks time: the naive broadcast, ``torch.compile`` of it, the chunked
+#: torch fallback and the Triton kernel.
+BENCH_BACKENDS = ("naive", "compile", "torch", "triton")
+#: Live P x N float32 matrices of one naive step (measured: 3 at P = N = 4096 on the CPU).
+NAIVE_MATRICES = 3
 
 
 def make_scores(P: int, N: int, seed: int = 0, device: str | torch.device = "cpu",
@@ -90,6 +109,191 @@ def step(pos: torch.Tensor, neg: torch.Tensor, backend: str, reduction: str = "m
     loss = pairwise_logistic(pos, neg, reduction=reduction, backend=backend)
     loss.backward()
     return loss.detach()
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory on ``device``: ``cudaMemGetInfo`` on CUDA, ``MemAvailable`` on the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return 8 * 2**30  # pragma: no cover - not Linux
+
+
+def machine_info(device: torch.device) -> dict:
+    """Device, threads, CPU, torch (and on CUDA the GPU, SM count and maximal SM clock)."""
+    info = {"device": device.type, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(gpu=props.name, sm_count=props.multi_processor_count,
+                    gpu_memory_bytes=props.total_memory, cuda=torch.version.cuda)
+        try:  # SM clock for the special-function-unit bound (optional)
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+            info["sm_clock_max_mhz"] = pynvml.nvmlDeviceGetMaxClockInfo(
+                handle, pynvml.NVML_CLOCK_SM)
+        except Exception:  # noqa: BLE001 - optional
+            pass
+        try:
+            import triton
+
+            info["triton"] = triton.__version__
+        except ImportError:
+            pass
+    return info
+
+
+def skip_reason(backend: str, size: int, device: torch.device) -> str | None:
+    """Why ``backend`` cannot run one step at ``P = N = size`` on ``device`` (None if it can)."""
+    if backend == "triton" and device.type != "cuda":
+        return "the Triton backend is benchmarked on a CUDA GPU only"
+    if backend == "triton" and not triton_available():
+        return "triton is not installed"
+    pairs = size * size
+    if backend == "naive" and NAIVE_MATRICES * pairs * 4 > 0.8 * available_bytes(device):
+        return (f"naive broadcast needs ~{NAIVE_MATRICES * pairs * 4 / 2**30:.0f} GiB "
+                f"at P = N = {size}: does not fit")
+    return None
+
+
+def time_step(fn, device: torch.device, rounds: int = 3, warmup: int = 1,
+              min_seconds: float = 0.0, max_rounds: int = 1000) -> list[float]:
+    """Wall-clock seconds of ``fn()``, once per round (synchronising a CUDA device).
+
+    Parameters
+    ----------
+    fn : callable
+        One step (e.g. a forward + backward of the loss).
+    device : torch.device
+        Where ``fn`` runs; CUDA is synchronised before and after each round.
+    rounds : int, default 3
+        Timed rounds at least.
+    warmup : int, default 1
+        Untimed calls first (compilation, caches, allocator).
+    min_seconds : float, default 0
+        Keep timing (up to ``max_rounds``) until this much time is spent.
+    max_rounds : int, default 1000
+
+    Returns
+    -------
+    list of float
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lowrank.kernels._benchmark import time_step
+    >>> ts = time_step(lambda: torch.ones(4).sum(), torch.device("cpu"), rounds=2)
+    >>> len(ts), all(t > 0 for t in ts)
+    (2, True)
+    """
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < rounds or (time.perf_counter() - start < min_seconds
+                                  and len(times) < max_rounds):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def run_benchmarks(sizes, backends=BENCH_BACKENDS, device: str | torch.device = "cpu",
+                   rounds: int = 3, memory: bool = True, memory_backends=None,
+                   progress=print, min_seconds: float = 0.0) -> dict:
+    """Time one forward + backward step per backend and size, without pytest.
+
+    Each step is ``reduction="mean"``, float32, ``P = N = size``, as in
+    ``tests/benchmarks/test_bench_pairwise.py``: the best of ``rounds`` timed
+    rounds after one warm-up call (one round, no warm-up beyond ``2**28`` pairs),
+    and the peak extra memory of one step (a fresh subprocess on the CPU,
+    ``torch.cuda.max_memory_allocated`` on CUDA).
+
+    Parameters
+    ----------
+    sizes : iterable of int
+        ``P = N`` values.
+    backends : iterable of str, default :data:`BENCH_BACKENDS`
+        Those that cannot run (see :func:`skip_reason`) are listed under ``skipped``.
+    device : str or torch.device, default "cpu"
+    rounds : int, default 3
+    memory : bool, default True
+        Measure the peak extra memory.
+    memory_backends : iterable of str, optional
+        Only these backends get a memory measurement (default: all).
+    progress : callable, default print
+        Called with one line per measurement (``None`` for silence).
+    min_seconds : float, default 0
+        Keep timing a step (up to 1000 rounds) until this much time is spent: more
+        rounds make the best time robust on a shared machine.
+
+    Returns
+    -------
+    dict
+        ``machine_info``, ``datetime``, ``timer``, ``benchmarks`` (``extra_info`` and
+        ``stats``: ``min``, ``mean``, ``stddev``, ``median``, ``rounds``) and ``skipped``
+        (``backend``, ``P``, ``reason``): the layout of ``pytest-benchmark``'s JSON.
+    """
+    dev = torch.device(device)
+    machine = machine_info(dev)
+    benchmarks, skipped = [], []
+    for size in sizes:
+        for backend in backends:
+            reason = skip_reason(backend, size, dev)
+            if reason is not None:
+                skipped.append({"backend": backend, "P": size, "N": size, "device": dev.type,
+                                "reason": reason})
+                continue
+            pairs = size * size
+            if backend == "compile":  # compile outside the timed rounds (one graph for all sizes)
+                step(*make_scores(64, 64, seed=1, device=dev), backend)
+            pos, neg = make_scores(size, size, seed=0, device=dev)
+            big = pairs >= 2**28
+            times = time_step(lambda pos=pos, neg=neg, b=backend: step(pos, neg, b), dev,
+                              rounds=1 if big else rounds, warmup=0 if big else 1,
+                              min_seconds=0.0 if big else min_seconds)
+            n = len(times)
+            mean = sum(times) / n
+            std = (sum((t - mean) ** 2 for t in times) / (n - 1)) ** 0.5 if n > 1 else 0.0
+            info = {"backend": backend, "P": size, "N": size, "pairs": pairs, "dtype": "float32",
+                    "reduction": "mean", "step": "forward+backward", **machine,
+                    "pairs_per_second": pairs / mean, "pairs_per_second_best": pairs / min(times)}
+            peak = None
+            if memory and (memory_backends is None or backend in memory_backends):
+                if dev.type == "cuda":
+                    peak = peak_extra_memory_cuda(lambda pos=pos, neg=neg, b=backend: step(pos, neg, b))
+                    info["memory_method"] = "torch.cuda.max_memory_allocated - before"
+                else:
+                    res = peak_extra_memory_cpu(backend, size, size, threads=torch.get_num_threads())
+                    peak = res["peak_extra_bytes"]
+                    info["memory_method"] = f"subprocess peak RSS ({res['method']})"
+            info["peak_extra_bytes"] = peak
+            benchmarks.append({"name": f"pairwise_step[{backend}-P=N={size}]",
+                               "group": f"P=N={size}", "extra_info": info,
+                               "stats": {"min": min(times), "max": max(times), "mean": mean,
+                                         "stddev": std, "median": sorted(times)[n // 2],
+                                         "rounds": n}})
+            if progress is not None:
+                progress(f"{backend:>8} P=N={size:<8} best {min(times) * 1e3:10.3f} ms"
+                         + ("" if peak is None else f"  peak {peak / 2**20:8.1f} MiB"))
+            del pos, neg
+    return {"machine_info": {"node": platform.node(), "python_version": platform.python_version(),
+                             "cpu": {"brand_raw": platform.processor() or platform.machine()}},
+            "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "timer": "lowrank.kernels._benchmark.time_step (best of the rounds)",
+            "benchmarks": benchmarks, "skipped": skipped}
 
 
 def _status_kib(field: str) -> int | None:
@@ -200,7 +404,7 @@ def peak_extra_memory_cuda(fn) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Command line of the memory probe: print one JSON line (see the module docstring)."""
     p = argparse.ArgumentParser(description="peak extra RSS of one pairwise-logistic step")
-    p.add_argument("backend", choices=("torch", "naive", "auto"))
+    p.add_argument("backend", choices=("torch", "naive", "auto", "compile"))
     p.add_argument("P", type=int)
     p.add_argument("N", type=int)
     p.add_argument("--dtype", default="float32")

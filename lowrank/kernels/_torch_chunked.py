@@ -76,7 +76,7 @@ def block_shape(P: int, N: int, dtype: torch.dtype,
     >>> block_shape(10, 10**6, torch.float32, max_memory_bytes=2**25)  # budget-bound
     (2, 1000000)
     """
-    itemsize = torch.empty((), dtype=compute_dtype(dtype)).element_size()
+    itemsize = compute_dtype(dtype).itemsize
     # cast inputs, float64 gradient accumulators, per-block row/column sums (generous)
     vectors = 16 * (P + N)
     budget = (int(max_memory_bytes) - vectors) // (_N_BLOCK_BUFFERS * itemsize)

@@ -34,7 +34,12 @@ Partial sums are never combined with atomics:
   to ``row_buf[g_n, rows]``;
 * the column (negative) gradient of a negative tile is accumulated across the
   outer loop in ``col_buf[g_p, cols]``, a slice that only this program reads
-  and writes (read-modify-write, ordered by a barrier).
+  and writes (read-modify-write, ordered by a barrier; the first outer
+  iteration writes without reading, so the buffer needs no zeroing).
+
+Non-finite scores: every program adds ``sum(0 * s)`` over the scores it loads
+to its loss; that is exactly 0 for finite scores and NaN if one is NaN or
+infinite, so the loss flags non-finite inputs without a host-side check.
 
 The buffers are then summed by torch along their first axis, in a fixed order.
 The result is therefore **bit-deterministic for a given device, dtype and tile
@@ -44,15 +49,20 @@ buffers hold ``G_P G_N + G_N P + G_P N`` float32 numbers, with
 ``G_P, G_N <= max_groups`` (default 32, grown only along a dimension whose
 tile count is small), so the extra memory is O(P + N).
 
+Host side: the launch plan (tiles, grid) is cached per ``(P, N)`` and
+configuration; the buffers come from torch's caching allocator, and when one
+program covers a dimension (``G_P = 1`` or ``G_N = 1``, e.g. ``P, N <= 64``)
+the partial-sum buffer is returned as the output without a reduction.
+
 The kernel runs on CUDA tensors, and on CPU tensors under the Triton
 interpreter (``TRITON_INTERPRET=1`` set before the first call).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from contextlib import nullcontext
 
 import torch
 import triton
@@ -65,6 +75,7 @@ DEFAULT_CONFIG = {"BLOCK_P": 64, "BLOCK_N": 64, "num_warps": 4, "max_groups": 32
                   "target_programs": 1024, "fast_log2": True}
 
 _SUPPORTED = (torch.float16, torch.bfloat16, torch.float32)
+_NVIDIA = torch.version.cuda is not None
 
 
 def _pairwise_logistic_kernel(
@@ -81,15 +92,20 @@ def _pairwise_logistic_kernel(
     # 2-D accumulators: the loss and row sums are reduced once per program / positive tile,
     # not once per tile (saves two cross-thread reductions per tile).
     loss_acc = tl.zeros([BLOCK_P, BLOCK_N], dtype=tl.float32)
+    # 0 * s: exactly 0 for finite scores, NaN for NaN or inf (the finite check)
+    flag_p = tl.zeros([BLOCK_P], dtype=tl.float32)
+    flag_n = tl.zeros([BLOCK_N], dtype=tl.float32)
     for pt in range(g_p, num_p_tiles, G_P):
         offs_p = pt * BLOCK_P + offs_p0
         mask_p = offs_p < P
         s_pos = tl.load(pos_ptr + offs_p, mask=mask_p, other=0.0).to(tl.float32)
+        flag_p += s_pos * 0.0
         row_acc = tl.zeros([BLOCK_P, BLOCK_N], dtype=tl.float32)
         for nt in range(g_n, num_n_tiles, G_N):
             offs_n = nt * BLOCK_N + offs_n0
             mask_n = offs_n < N
             s_neg = tl.load(neg_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)
+            flag_n += s_neg * 0.0
             mask = mask_p[:, None] & mask_n[None, :]
             d = s_neg[None, :] - s_pos[:, None]  # softplus(-(s_i - s_j)) = softplus(d)
             e = tl.exp2(-tl.abs(d) * 1.4426950408889634)  # exp(-|d|), in (0, 1]
@@ -107,14 +123,17 @@ def _pairwise_logistic_kernel(
                 sig = tl.where(mask, tl.where(d >= 0.0, 1.0, e) * r, 0.0)  # sigmoid(d)
                 row_acc += sig
                 col_ptrs = col_buf_ptr + g_p.to(tl.int64) * N + offs_n  # int64: G_P * N may be large
-                col_old = tl.load(col_ptrs, mask=mask_n, other=0.0)
+                # the first outer iteration (pt == g_p) starts the sums: nothing to read
+                not_first = (offs_n0 * 0 + pt) != g_p  # as a vector: a scalar mask trips the interpreter
+                col_old = tl.load(col_ptrs, mask=mask_n & not_first, other=0.0)
                 tl.store(col_ptrs, col_old + tl.sum(sig, axis=0), mask=mask_n)
         if NEED_GRAD:
             tl.store(row_buf_ptr + g_n.to(tl.int64) * P + offs_p, tl.sum(row_acc, axis=1),
                      mask=mask_p)
             # The next outer iteration reads back this program's col_buf slice.
             tl.debug_barrier()
-    tl.store(loss_buf_ptr + g_p * G_N + g_n, tl.sum(tl.sum(loss_acc, axis=1), axis=0))
+    flag = tl.sum(flag_p, axis=0) + tl.sum(flag_n, axis=0)
+    tl.store(loss_buf_ptr + g_p * G_N + g_n, tl.sum(tl.sum(loss_acc, axis=1), axis=0) + flag)
 
 
 _KERNELS: dict[bool, object] = {}
@@ -169,38 +188,53 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     ValueError
         If the tensors are on the CPU without ``TRITON_INTERPRET=1``, or of an unsupported dtype.
     """
-    cfg = {**DEFAULT_CONFIG, **config}
+    cfg = DEFAULT_CONFIG if not config else {**DEFAULT_CONFIG, **config}
     if pos.dtype not in _SUPPORTED:
         raise ValueError(f"backend='triton' supports dtypes {_SUPPORTED}, got {pos.dtype}; "
                          "use backend='torch' for float64")
-    if pos.device.type != "cuda" and not interpreter_enabled():
-        raise ValueError(f"backend='triton' needs CUDA tensors, got device {pos.device}; "
+    dev = pos.device
+    if dev.type != "cuda" and not interpreter_enabled():
+        raise ValueError(f"backend='triton' needs CUDA tensors, got device {dev}; "
                          "set TRITON_INTERPRET=1 before the first call to run it on the CPU "
                          "(slow, for testing), or use backend='torch'")
     pos = pos.detach().contiguous()
     neg = neg.detach().contiguous()
     P, N = pos.shape[0], neg.shape[0]
-    bp, bn = int(cfg["BLOCK_P"]), int(cfg["BLOCK_N"])
-    num_p_tiles, num_n_tiles = triton.cdiv(P, bp), triton.cdiv(N, bn)
-    g_p, g_n = _groups(num_p_tiles, num_n_tiles, int(cfg["max_groups"]),
-                       int(cfg["target_programs"]))
-    fast_log2 = bool(cfg["fast_log2"]) and pos.device.type == "cuda" and torch.version.cuda \
-        is not None and not interpreter_enabled()
-    f32 = {"dtype": torch.float32, "device": pos.device}
+    bp, bn, num_p_tiles, num_n_tiles, g_p, g_n, warps = _launch_plan(
+        P, N, int(cfg["BLOCK_P"]), int(cfg["BLOCK_N"]), int(cfg["num_warps"]),
+        int(cfg["max_groups"]), int(cfg["target_programs"]))
+    # lg2.approx inline PTX: NVIDIA CUDA builds only, never under the interpreter
+    fast_log2 = bool(cfg["fast_log2"]) and dev.type == "cuda" and _NVIDIA \
+        and not interpreter_enabled()
+    f32 = {"dtype": torch.float32, "device": dev}
     loss_buf = torch.empty((g_p, g_n), **f32)
     if need_grad:
         row_buf = torch.empty((g_n, P), **f32)
-        col_buf = torch.zeros((g_p, N), **f32)
+        col_buf = torch.empty((g_p, N), **f32)  # the kernel writes before it reads
     else:  # never touched by the kernel
         row_buf = col_buf = loss_buf
-    with torch.cuda.device(pos.device) if pos.device.type == "cuda" else nullcontext():
-        _kernel()[(g_p, g_n)](
-            pos, neg, loss_buf, row_buf, col_buf,
-            P, N, num_p_tiles, num_n_tiles, g_p, g_n,
-            BLOCK_P=bp, BLOCK_N=bn, NEED_GRAD=bool(need_grad), FAST_LOG2=fast_log2,
-            num_warps=int(cfg["num_warps"]),
-        )
-    loss = loss_buf.sum()
+    args = (pos, neg, loss_buf, row_buf, col_buf, P, N, num_p_tiles, num_n_tiles, g_p, g_n)
+    meta = {"BLOCK_P": bp, "BLOCK_N": bn, "NEED_GRAD": bool(need_grad), "FAST_LOG2": fast_log2,
+            "num_warps": warps}
+    if dev.type == "cuda" and dev.index is not None and dev.index != torch.cuda.current_device():
+        with torch.cuda.device(dev):
+            _kernel()[(g_p, g_n)](*args, **meta)
+    else:
+        _kernel()[(g_p, g_n)](*args, **meta)
+    # one program along a dimension: its partial sums are the result (no reduction launch)
+    loss = loss_buf.view(()) if g_p * g_n == 1 else loss_buf.sum()
     if not need_grad:
         return loss, None, None
-    return loss, row_buf.sum(0), col_buf.sum(0)
+    row = row_buf[0] if g_n == 1 else row_buf.sum(0)
+    col = col_buf[0] if g_p == 1 else col_buf.sum(0)
+    return loss, row, col
+
+
+@functools.lru_cache(maxsize=256)
+def _launch_plan(P: int, N: int, bp: int, bn: int, num_warps: int, max_groups: int,
+                 target_programs: int) -> tuple[int, int, int, int, int, int, int]:
+    """Tiles, tile counts and grid of one launch (cached: computed once per size and config)."""
+    num_p_tiles, num_n_tiles = triton.cdiv(P, bp), triton.cdiv(N, bn)
+    g_p, g_n = _groups(num_p_tiles, num_n_tiles, max_groups, target_programs)
+    return bp, bn, num_p_tiles, num_n_tiles, g_p, g_n, num_warps
+

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..device import resolve_device
+
 __all__ = ["OneScoreNet", "SmallCNN", "MLP", "build_model", "DEEP_MODELS"]
 
 
@@ -139,7 +141,8 @@ DEEP_MODELS = ("cnn", "mlp")
 
 
 def build_model(name: str, input_shape: Sequence[int], width: int = 16, feature_dim: int = 64,
-                hidden: Sequence[int] | None = None) -> OneScoreNet:
+                hidden: Sequence[int] | None = None,
+                device: str | torch.device | None = None) -> OneScoreNet:
     """Build a model by name for images of shape ``(C, H, W)``.
 
     Parameters
@@ -155,6 +158,11 @@ def build_model(name: str, input_shape: Sequence[int], width: int = 16, feature_
         ``hidden = (4 * feature_dim, feature_dim)``).
     hidden : sequence of int, optional
         MLP hidden widths.
+    device : str or torch.device, optional
+        Where to put the parameters (``"auto"``, ``"cpu"``, ``"cuda"``, ... as in
+        :func:`lowrank.device.resolve_device`); default: the CPU. The weights are
+        initialised on the CPU first, so a seed gives the same initial model on
+        every device.
 
     Returns
     -------
@@ -163,20 +171,25 @@ def build_model(name: str, input_shape: Sequence[int], width: int = 16, feature_
     Raises
     ------
     ValueError
-        For an unknown name or a bad shape.
+        For an unknown name or a bad shape, or a device that is not available.
 
     Examples
     --------
     >>> build_model("mlp", (1, 28, 28), feature_dim=8).feature_dim
     8
+    >>> build_model("mlp", (1, 4, 4), feature_dim=2, device="meta").head.weight.device
+    device(type='meta')
     """
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
     c, h, w = (int(v) for v in input_shape)
+    dev = None if device is None else resolve_device(device)
     if name == "cnn":
         if h != w:
             raise ValueError(f"the CNN needs square images, got {h}x{w}")
-        return SmallCNN(c, h, width=width, feature_dim=feature_dim)
-    if name == "mlp":
-        return MLP(c * h * w, tuple(hidden) if hidden else (4 * feature_dim, feature_dim))
-    raise ValueError(f"name must be one of {DEEP_MODELS}, got {name!r}")
+        model: OneScoreNet = SmallCNN(c, h, width=width, feature_dim=feature_dim)
+    elif name == "mlp":
+        model = MLP(c * h * w, tuple(hidden) if hidden else (4 * feature_dim, feature_dim))
+    else:
+        raise ValueError(f"name must be one of {DEEP_MODELS}, got {name!r}")
+    return model if dev is None else model.to(dev)

@@ -36,6 +36,7 @@ import torch
 
 from .._validation import check_both_classes, check_finite, signed_labels
 from ..analysis.features import spectrum_summary
+from ..device import resolve_device
 from ..distributed import DataParallelContext
 from ..io import load_torch, save_torch
 from ..losses import cross_entropy_loss
@@ -188,7 +189,7 @@ def balanced_batches(pos_idx: torch.Tensor, neg_idx: torch.Tensor, batch_size: i
         need = n_batches * half
         parts, have = [], 0
         while have < need:
-            parts.append(idx[torch.randperm(len(idx), generator=generator)])
+            parts.append(idx[torch.randperm(len(idx), generator=generator, device=generator.device)])
             have += len(idx)
         return torch.cat(parts)[:need].view(n_batches, half)
 
@@ -235,6 +236,13 @@ def predict_scores(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 10
     return (s, torch.cat([o[1] for o in out])) if features else s
 
 
+def _model_device(model: torch.nn.Module) -> torch.device:
+    """Device of the model's first parameter (or buffer); the CPU for a model with neither."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 def _make_optimizer(params, cfg: DeepTrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -248,7 +256,8 @@ def _same_run(saved: dict, cfg: DeepTrainConfig) -> list[str]:
 
 def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConfig | None = None,
                checkpoint: str | os.PathLike | None = None, resume: bool = False,
-               quiet: bool = False, desc: str | None = None) -> DeepTrainResult:
+               quiet: bool = False, desc: str | None = None,
+               device: str | torch.device | None = None) -> DeepTrainResult:
     """Train a one-score model with cross-entropy or the differential loss.
 
     Parameters
@@ -271,6 +280,13 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
         Hide the progress bar.
     desc : str, optional
         Progress-bar label.
+    device : str or torch.device, optional
+        Where to train (``"auto"``, ``"cpu"``, ``"cuda"``, ...; see
+        :func:`lowrank.device.resolve_device`). The model is moved there (in place) and
+        ``x``, ``y`` are copied there. Default: the device of the model's parameters.
+        Batches are drawn on the CPU from the seeded generator, so the batch order,
+        and hence the run on the CPU, does not depend on the device; a checkpoint
+        written on one device resumes on another.
 
     Returns
     -------
@@ -297,8 +313,13 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
     cfg = config if config is not None else DeepTrainConfig()
     if not isinstance(x, torch.Tensor) or x.ndim < 2 or not x.is_floating_point():
         raise ValueError("x must be a floating-point tensor of shape (n, ...)")
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    dev = _model_device(model) if device is None else resolve_device(device)
+    model.to(dev)
+    x = x.to(dev)
     check_finite(x, "x")
-    ys = signed_labels(y, "y", dtype=x.dtype)
+    ys = signed_labels(y, "y", dtype=x.dtype).to(dev)
     if ys.shape[0] != x.shape[0]:
         raise ValueError(f"x and y must have the same length, got {x.shape[0]} and {ys.shape[0]}")
     check_both_classes(ys, "y")
@@ -307,11 +328,14 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
     differential = cfg.loss == "differential"
     params = [p for n, p in model.named_parameters() if not (differential and n == "head.bias")]
     opt = _make_optimizer(params, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    pos_idx = torch.nonzero(ys > 0).flatten()
-    neg_idx = torch.nonzero(ys < 0).flatten()
+    # Batch indices are drawn on the CPU (the same batches on every device).
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    ys_cpu = ys.cpu()
+    pos_idx = torch.nonzero(ys_cpu > 0).flatten()
+    neg_idx = torch.nonzero(ys_cpu < 0).flatten()
     n_spec = min(cfg.spectrum_samples, len(x))
-    spec_idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed + 7919))[:n_spec]
+    spec_gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 7919)
+    spec_idx = torch.randperm(len(x), generator=spec_gen, device="cpu")[:n_spec].to(dev)
 
     dp = DataParallelContext(model, cfg.ddp)  # identity unless cfg.ddp (lowrank.distributed)
     if cfg.ddp:  # every rank must train on the same data with the same settings
@@ -344,9 +368,12 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
                           quiet=quiet or not dp.is_main):
         t0 = time.perf_counter()
         model.train()
-        total, count = 0.0, 0
+        # summed on the device in float64 (no host synchronisation per batch; the same
+        # float64 additions as summing the float losses on the host)
+        total = torch.zeros((), dtype=torch.float64, device=dev)
+        count = 0
         for idx in balanced_batches(pos_idx, neg_idx, cfg.batch_size * dp.world_size, gen):
-            idx = dp.local_batch(idx)
+            idx = dp.local_batch(idx).to(dev, non_blocking=True)
             scores = dp.module(x[idx])
             if differential:
                 loss = dp.differential_loss(scores, ys[idx], pair_loss=cfg.pair_loss)
@@ -355,12 +382,12 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
             opt.zero_grad(set_to_none=True)
             dp.backward_loss(loss, differential).backward()
             opt.step()
-            total += float(loss.detach())
+            total += loss.detach().to(torch.float64)
             count += 1
         s, feats = predict_scores(model, x, features=True)
         if differential:
             s = s - model.head.bias.detach()[0] + midpoint_bias(s - model.head.bias.detach()[0], ys)
-        entry = {"epoch": epoch + 1, "loss": dp.mean(total / count),
+        entry = {"epoch": epoch + 1, "loss": dp.mean(float(total) / count),
                  "train_acc": float(((s > 0) == (ys > 0)).to(torch.float64).mean())}
         if n_spec:
             spec = spectrum_summary(feats[spec_idx])

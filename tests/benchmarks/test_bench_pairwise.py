@@ -1,4 +1,5 @@
-"""Benchmarks of lowrank.kernels.pairwise_logistic: naive broadcast vs torch fallback vs Triton.
+"""Benchmarks of lowrank.kernels.pairwise_logistic: naive broadcast, torch.compile of it,
+torch fallback and Triton.
 
 Not collected by the default test command (``addopts`` ignores this folder and
 skips benchmarks). Run them with::
@@ -11,72 +12,41 @@ Each benchmark times one training step of the loss (forward and backward,
 ``reduction="mean"``, float32) at ``P = N = size`` and stores in ``extra_info``:
 the pair count, pairs per second (pairs / mean time), the peak extra memory of
 one step (``torch.cuda.max_memory_allocated`` on a GPU; peak RSS of a fresh
-subprocess on the CPU) and the machine. Sizes that do not fit in memory, and
-the Triton backend on the CPU, are skipped with the reason.
+subprocess on the CPU) and the machine. The peers are the naive broadcast
+(eager), ``torch.compile`` of the same expression (``backend="compile"``; its
+first call compiles, in the untimed warm-up round), the chunked torch fallback
+and the Triton kernel. Sizes that do not fit in memory, and the Triton backend
+on the CPU, are skipped with the reason (the study marks them in the figure).
+The same steps can be timed without pytest by
+:func:`lowrank.kernels._benchmark.run_benchmarks`.
 """
 
 from __future__ import annotations
 
-import os
-import platform
-
 import pytest
 import torch
 
-from lowrank.kernels import triton_available
 from lowrank.kernels._benchmark import (
+    BENCH_BACKENDS,
+    machine_info,
     make_scores,
     peak_extra_memory_cpu,
     peak_extra_memory_cuda,
+    skip_reason,
     step,
 )
 
-#: Live P x N float32 matrices of one naive step (measured: 3 at P = N = 4096 on the CPU).
-NAIVE_MATRICES = 3
 
-
-def _available_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    with open("/proc/meminfo", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 8 * 2**30  # pragma: no cover - not Linux
-
-
-def _machine(device: torch.device) -> dict:
-    info = {"device": device.type, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "torch": torch.__version__}
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        info.update(gpu=props.name, sm_count=props.multi_processor_count,
-                    gpu_memory_bytes=props.total_memory)
-        try:  # SM clock for the special-function-unit bound (optional)
-            import pynvml
-
-            pynvml.nvmlInit()
-            handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
-            info["sm_clock_max_mhz"] = pynvml.nvmlDeviceGetMaxClockInfo(
-                handle, pynvml.NVML_CLOCK_SM)
-        except Exception:  # noqa: BLE001 - optional
-            pass
-    return info
-
-
-@pytest.mark.parametrize("backend", ["naive", "torch", "triton"])
+@pytest.mark.parametrize("backend", BENCH_BACKENDS)
 def test_pairwise_step(benchmark, backend, size, device, rounds, measure_memory):
     P = N = size
     pairs = P * N
-    if backend == "triton" and device.type != "cuda":
-        pytest.skip("the Triton backend is benchmarked on a CUDA GPU only")
-    if backend == "triton" and not triton_available():
-        pytest.skip("triton is not installed")
-    if backend == "naive" and NAIVE_MATRICES * pairs * 4 > 0.8 * _available_bytes(device):
-        pytest.skip(f"naive broadcast needs ~{NAIVE_MATRICES * pairs * 4 / 2**30:.0f} GiB "
-                    f"at P = N = {size}: does not fit")
+    reason = skip_reason(backend, size, device)
+    if reason is not None:
+        pytest.skip(reason)
 
+    if backend == "compile":  # compile outside the timed rounds (one graph for all sizes)
+        step(*make_scores(64, 64, seed=1, device=device), backend)
     pos, neg = make_scores(P, N, seed=0, device=device)
 
     def target():
@@ -87,7 +57,7 @@ def test_pairwise_step(benchmark, backend, size, device, rounds, measure_memory)
     big = pairs >= 2**28
     benchmark.group = f"P=N={size}"
     benchmark.extra_info.update(backend=backend, P=P, N=N, pairs=pairs, dtype="float32",
-                                reduction="mean", step="forward+backward", **_machine(device))
+                                reduction="mean", step="forward+backward", **machine_info(device))
     benchmark.pedantic(target, rounds=1 if big else rounds, warmup_rounds=0 if big else 1,
                        iterations=1)
     stats = benchmark.stats.stats
