@@ -48,7 +48,7 @@ def settings(args) -> dict:
                 "offsets": [0.0, 1.0, 3.0, 10.0], "ce_steps": [100, 1000, 10_000],
                 "diff_steps": [100, 1000, 10_000], "ngd_steps": [1000, 10_000],
                 "ngd_factor": 1.0, "gap": 1.0, "spread": 0.5}
-    return {"dim": 50, "n_per_class": 10, "classes": [3, 5, 10], "ranks": [2, 5],
+    return {"dim": 50, "n_per_class": 8, "classes": [3, 5, 10], "ranks": [2, 5],
             "offsets": [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0],
             "ce_steps": [100, 1000, 10_000, 30_000], "diff_steps": [100, 1000, 10_000],
             "ngd_steps": [1000, 10_000, 30_000], "ngd_factor": 1.0, "gap": 1.0, "spread": 0.5}

@@ -322,9 +322,9 @@ def certify_multiclass(X, y, W, b, multipliers, penalize_bias: bool,
     Examples
     --------
     The closed form of three points on a line (``W = (-2, 0, 2)``, ``b = (-1, 2, -1)/3``,
-    multipliers 1 on the constraints between neighbours):
+    multipliers 2 on the constraints between neighbours):
 
-    >>> lam = [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
+    >>> lam = [[0, 2, 0], [2, 0, 2], [0, 2, 0]]
     >>> cert = certify_multiclass([[-1.0], [0.0], [1.0]], [0, 1, 2], [[-2.0], [0.0], [2.0]],
     ...                           [-1 / 3, 2 / 3, -1 / 3], lam, penalize_bias=False)
     >>> cert.ok, round(cert.objective, 12), round(cert.dual_objective, 12)
