@@ -11,8 +11,8 @@ problem (Crammer & Singer 2001) is the quadratic program
 * ``beta = 1`` (:func:`multiclass_cross_entropy_limit`): the biases are penalised like
   weights; this is the hard-margin SVM of the augmented points ``(x, 1)``, the direction
   to which gradient descent on softmax cross-entropy with biases converges (Soudry et al.,
-  JMLR 2018, their multi-class extension). It is not translation invariant: when the data lie in an affine
-  subspace far from the origin its margin collapses, as in the binary case.
+  JMLR 2018, their multi-class extension). It is not translation invariant: when the data
+  lie in an affine subspace far from the origin its margin collapses, as in the binary case.
 
 The weights ``W`` are unique (the objective is strictly convex in ``W``, and the optimum
 has ``sum_c w_c = 0``); with free biases only the differences ``b_a - b_c`` enter, and the
