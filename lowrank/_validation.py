@@ -25,6 +25,7 @@ __all__ = [
     "check_real",
     "check_seed",
     "check_float_dtype",
+    "class_labels",
 ]
 
 
@@ -246,3 +247,44 @@ def check_float_dtype(dtype, name: str = "dtype") -> torch.dtype:
         raise TypeError(f"{name} must be a floating dtype such as torch.float32 or torch.float64 "
                         f"(or its name), got {dtype!r}")
     return out
+
+
+def class_labels(y, name: str = "y", n_classes: int | None = None,
+                 require_all: bool = True) -> torch.Tensor:
+    """Return multi-class labels as a 1-D int64 tensor with values in {0, ..., C-1}.
+
+    ``C`` is ``n_classes`` when given (it must be >= 2), else ``max(y) + 1``. Integer
+    dtypes and floats holding whole numbers are accepted. With ``require_all`` every class
+    must occur at least once. Raises ValueError naming ``name`` otherwise.
+    """
+    t = as_tensor(y, name)
+    if t.ndim != 1:
+        raise ValueError(f"{name} must be 1-D of shape (n_samples,), got shape {tuple(t.shape)}")
+    if t.shape[0] == 0:
+        raise ValueError(f"{name} must not be empty")
+    if t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"{name} must hold integer class labels, got dtype {t.dtype}")
+    if t.is_floating_point():
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must hold integer class labels, but it holds NaN or inf")
+        if not bool((t == torch.round(t)).all()):
+            raise ValueError(f"{name} must hold integer class labels, got non-integer values")
+    t = t.to(torch.int64)
+    if n_classes is not None:
+        if isinstance(n_classes, bool) or int(n_classes) != n_classes or n_classes < 2:
+            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        n_classes = int(n_classes)
+    lo, hi = int(t.min()), int(t.max())
+    C = n_classes if n_classes is not None else hi + 1
+    if lo < 0 or hi >= C:
+        bad = sorted({v for v in torch.unique(t).tolist() if v < 0 or v >= C})[:5]
+        raise ValueError(f"{name} must hold labels in {{0, ..., {C - 1}}}, got values {bad}")
+    if C < 2:
+        raise ValueError(f"{name} must hold at least two classes (labels 0 and 1), got only label 0")
+    if require_all:
+        counts = torch.bincount(t, minlength=C)
+        missing = torch.nonzero(counts == 0).flatten().tolist()
+        if missing:
+            raise ValueError(f"{name} must contain every class 0..{C - 1}, but class(es) "
+                             f"{missing[:5]} have no example")
+    return t

@@ -1,8 +1,9 @@
 """Training under cross-entropy and the differential loss, and bias calibration."""
 
-from . import bias, deep, linear
+from . import bias, deep, linear, multiclass
 from .bias import *  # noqa: F401,F403
 from .deep import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
+from .multiclass import *  # noqa: F401,F403
 
-__all__ = [*bias.__all__, *linear.__all__, *deep.__all__, ]
+__all__ = [*bias.__all__, *linear.__all__, *deep.__all__, *multiclass.__all__, ]
