@@ -18,6 +18,7 @@ from lowrank.attacks import (
     linear_min_norm,
     min_norm_attack,
     min_norm_perturbations,
+    pgd_attack,
     pgd_success,
     score_scale,
 )
@@ -245,3 +246,5 @@ def test_attack_argument_errors():
         pgd_success(lin, x, y, 0.1, "linf", attack=fb.attacks.L2PGD())
     with pytest.raises(ValueError, match="one score per image"):
         min_norm_attack(nn.Linear(50, 2), x, y, "l2")
+    with pytest.raises(ValueError, match="eps must hold one"):
+        pgd_attack(lin, x, (y > 0).long(), torch.tensor([0.1]), "linf")

@@ -19,9 +19,9 @@ from torch import nn
 
 from .._validation import signed_labels
 
-__all__ = ["ATTACK_NORMS", "TwoLogitAdapter", "class_labels", "scores", "score_scale",
-           "is_adversarial", "perturbation_norms", "check_norm", "worst_case_norms",
-           "shrink_towards"]
+# The helpers below __all__ (scores, class_labels, is_adversarial, ...) are shared by
+# the attack modules of this package and not part of the public API.
+__all__ = ["ATTACK_NORMS", "TwoLogitAdapter", "score_scale"]
 
 #: Threat models: Euclidean and L-infinity perturbations.
 ATTACK_NORMS = ("l2", "linf")
@@ -90,7 +90,17 @@ class TwoLogitAdapter(nn.Module):
 def score_scale(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Per-image ``|s(x)|``, the divisor that makes the adapter's clean logit difference +-1.
 
-    Images with a zero or non-finite score get 1.
+    Parameters
+    ----------
+    model : nn.Module
+        One-score model.
+    x : torch.Tensor, shape (n, ...)
+        Clean images.
+
+    Returns
+    -------
+    torch.Tensor, shape (n,)
+        ``|s(x)|``, with 1 for images whose score is zero or not finite.
 
     Examples
     --------

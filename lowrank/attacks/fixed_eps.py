@@ -85,6 +85,11 @@ def pgd_attack(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, eps: torch.
     """
     check_norm(norm)
     steps = _check_positive_int(steps, "steps")
+    check_same_length(x, cls, "x", "cls")
+    eps = torch.as_tensor(eps)
+    if eps.shape != (len(x),) or not bool((eps >= 0).all()):
+        raise ValueError(f"eps must hold one non-negative budget per image, shape ({len(x)},); "
+                         f"got shape {tuple(eps.shape)}")
     rel = 2.5 / steps if rel_stepsize is None else float(rel_stepsize)
     shape = (-1,) + (1,) * (x.ndim - 1)
     e = eps.to(device=x.device, dtype=x.dtype).view(shape)
@@ -168,7 +173,7 @@ class PGDBisection:
             Smallest norm already known per image (``inf``: none); the search starts below it.
         refine_steps : int
             Bisection steps along each adversarial example found (see
-            :func:`~lowrank.attacks.adapter.shrink_towards`): at most 12 after each
+            ``shrink_towards`` in :mod:`~lowrank.attacks.adapter`): at most 12 after each
             round, then all of them on the final point.
 
         Returns
@@ -220,7 +225,7 @@ def pgd_success(model: nn.Module, x: torch.Tensor, y, eps: float, norm: str = "l
     """Whether a fixed-budget attack (foolbox's PGD by default) finds an adversarial example within ``eps``.
 
     The attack sees the model through :class:`~lowrank.attacks.TwoLogitAdapter` with
-    the per-image :func:`~lowrank.attacks.adapter.score_scale`, so the scale of the
+    the per-image :func:`~lowrank.attacks.score_scale`, so the scale of the
     score does not change the result.
 
     Parameters

@@ -70,8 +70,20 @@ def default_attacks(norm: str, steps: int = 100, bounds: tuple[float, float] = (
     L2: foolbox's DDN (Rony et al. 2019; initial epsilon 1); L-infinity: foolbox's FMN
     (Pintor et al. 2021; initial step ``0.1 * (hi - lo)``); each with ``steps``
     iterations, followed by :class:`~lowrank.attacks.PGDBisection` with its defaults.
-    On trained CNNs DDN found about 10% smaller L2 perturbations than FMN-L2 with
-    foolbox's default step sizes; DDN exists only in L2.
+    DDN exists only in L2.
+
+    Parameters
+    ----------
+    norm : {"l2", "linf"}
+    steps : int
+        Iterations of the foolbox attack.
+    bounds : (float, float)
+        Input range (sets FMN's initial step).
+
+    Returns
+    -------
+    tuple
+        The foolbox attack object and a :class:`~lowrank.attacks.PGDBisection`.
 
     Examples
     --------
@@ -113,6 +125,14 @@ class MinNormResult:
         images misclassified clean, ``"none"`` where nothing was found.
     per_method : dict of str to torch.Tensor
         Each attack's own norms (``inf`` where it found nothing), in the order run.
+
+    Examples
+    --------
+    >>> inf = float("inf")
+    >>> r = MinNormResult(torch.tensor([0.0, 0.2, inf]), ("clean", "pgd", "none"),
+    ...                   {"fmn": torch.tensor([inf, 0.3, inf]), "pgd": torch.tensor([inf, 0.2, inf])})
+    >>> r.counts(), r.failed.tolist()
+    ({'clean': 1, 'pgd': 1, 'none': 1}, [2])
     """
 
     norms: torch.Tensor
@@ -224,11 +244,13 @@ def min_norm_attack(model: nn.Module, x: torch.Tensor, y, norm: str = "l2", atta
     per = {name: torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device) for name in names}
     best = torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device)
     source = torch.full((len(x),), -1, dtype=torch.int64, device=x.device)
+    clean_wrong = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     starts = range(0, len(x), batch_size)
     desc = "+".join(names) + f" {norm}"
     for i in progress(starts, desc=desc, total=len(starts), quiet=quiet):
         sl = slice(i, i + batch_size)
         xb, cb = x[sl].detach(), cls[sl]
+        clean_wrong[sl] = is_adversarial(model, xb, cb)  # scored in the same batch shape as the attacks
         fmodel = fb.PyTorchModel(TwoLogitAdapter(model, score_scale(model, xb)).eval(),
                                  bounds=bounds, device=x.device)
         for j, (name, attack) in enumerate(zip(names, attacks)):
@@ -247,7 +269,6 @@ def min_norm_attack(model: nn.Module, x: torch.Tensor, y, norm: str = "l2", atta
             better = size < best[sl]
             best[sl] = torch.where(better, size, best[sl])
             source[sl] = torch.where(better, j, source[sl])
-    clean_wrong = is_adversarial(model, x.detach(), cls)
     best = torch.where(clean_wrong, torch.zeros_like(best), best)
     labels = [*names, "none", "clean"]
     code = torch.where(clean_wrong, len(names) + 1, torch.where(source < 0, len(names), source))
@@ -269,6 +290,11 @@ def min_norm_perturbations(model: nn.Module, x: torch.Tensor, y, norm: str = "l2
     Same arguments as :func:`min_norm_attack`; use that function to also see which
     attack found each perturbation. Images where nothing was found (norm ``inf``)
     are named in a ``RuntimeWarning``.
+
+    Parameters
+    ----------
+    model, x, y, norm, attacks, steps, batch_size, refine_steps, bounds, seed, quiet
+        As in :func:`min_norm_attack`.
 
     Returns
     -------
