@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lowrank.attacks import adversarial_share, min_norm_attack, pgd_success
+from lowrank.attacks import PGDBisection, adversarial_share, min_norm_attack, pgd_success
 from lowrank.cli import data_dir_from, study_parser
 from lowrank.data import load_cifar10_binary, load_fashion_mnist_binary
 from lowrank.io import load_json, load_torch, save_csv, save_json, save_torch
@@ -195,7 +195,9 @@ def _run(args) -> dict:
                    "l2": "DDN (Rony et al. 2019), then PGD with bisection on eps",
                    "linf": "FMN (Pintor et al. 2021), then PGD with bisection on eps",
                    "steps": budget["attack_steps"],
-                   "pgd_bisection": {"steps": 20, "bisection_steps": 8, "start": "clean image",
+                   "pgd_bisection": {"steps": PGDBisection().steps,
+                                     "bisection_steps": PGDBisection().bisection_steps,
+                                     "start": "clean image",
                                      "step": "2.5 * eps / steps",
                                      "upper": "smallest norm found by DDN/FMN, else the whole box"},
                    "norm_per_image": "minimum over the attacks (method records which)",

@@ -44,7 +44,7 @@ def _check_positive_int(value, name: str) -> int:
 def pgd_attack(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, eps: torch.Tensor,
                       norm: str = "linf", steps: int = 20, rel_stepsize: float | None = None,
                       bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[torch.Tensor, torch.Tensor]:
-    """PGD with budget ``eps[i]`` for image ``i``; the smallest adversarial iterate per image.
+    """PGD with budget ``eps[i]`` for image ``i``; the first adversarial iterate per image.
 
     Starts at the clean image (no random start, so the result is deterministic) and
     takes ``steps`` steps of ``rel_stepsize * eps`` (default ``2.5 / steps``, enough
@@ -69,8 +69,8 @@ def pgd_attack(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, eps: torch.
     Returns
     -------
     x_adv : torch.Tensor, shape of ``x``
-        The adversarial iterate of smallest norm per image (``x`` where none was found),
-        exactly the tensor whose score was checked.
+        The first adversarial iterate per image (``x`` where none was found), exactly
+        the tensor whose score was checked; an image stops moving once it is adversarial.
     found : torch.Tensor of bool, shape (n,)
         Whether an adversarial iterate was found.
 
@@ -92,34 +92,35 @@ def pgd_attack(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, eps: torch.
                          f"got shape {tuple(eps.shape)}")
     rel = 2.5 / steps if rel_stepsize is None else float(rel_stepsize)
     shape = (-1,) + (1,) * (x.ndim - 1)
-    e = eps.to(device=x.device, dtype=x.dtype).view(shape)
-    alpha = rel * e
-    direction = (2 * cls - 1).to(x.dtype)  # lower (2 cls - 1) * s: push the score across 0
     x = x.detach()
-    delta = torch.zeros_like(x)
-    best = torch.full((len(x),), math.inf, dtype=x.dtype, device=x.device)
+    e = eps.to(device=x.device, dtype=x.dtype).view(shape)
+    direction = (2 * cls - 1).to(x.dtype)  # lower (2 cls - 1) * s: push the score across 0
     best_x = x.clone()
+    found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    todo = torch.arange(len(x), device=x.device)  # images not adversarial yet
+    delta = torch.zeros_like(x)
     for k in range(steps + 1):
-        xa = (x + delta).requires_grad_(True)
+        xa = (x[todo] + delta).requires_grad_(True)
         with torch.enable_grad():
             s = scores(model, xa)
-            grad = None if k == steps else torch.autograd.grad((direction * s).sum(), xa)[0]
-        adv = (s.detach() > 0).to(torch.int64) != cls
-        size = perturbation_norms(xa.detach() - x, norm)
-        better = adv & (size < best)
-        best = torch.where(better, size, best)
-        best_x = torch.where(better.view(shape), xa.detach(), best_x)
-        if grad is None:
+            grad = None if k == steps else torch.autograd.grad((direction[todo] * s).sum(), xa)[0]
+        adv = (s.detach() > 0).to(torch.int64) != cls[todo]
+        best_x[todo[adv]] = xa.detach()[adv]  # the first adversarial iterate, as scored
+        found[todo[adv]] = True
+        keep = ~adv
+        todo, delta = todo[keep], delta[keep]
+        if grad is None or not len(todo):
             break
+        grad, xs, et = grad[keep], x[todo], e[todo]
         if norm == "linf":
-            delta = (delta - alpha * grad.sign()).clamp(-e, e)
+            delta = (delta - rel * et * grad.sign()).clamp(-et, et)
         else:
             g = grad.flatten(1).norm(dim=1).clamp_min(1e-30).view(shape)
-            delta = delta - alpha * grad / g
+            delta = delta - rel * et * grad / g
             n = delta.flatten(1).norm(dim=1).view(shape)
-            delta = delta * torch.clamp(e / n.clamp_min(1e-30), max=1.0)
-        delta = (x + delta).clamp(*bounds) - x
-    return best_x, torch.isfinite(best)
+            delta = delta * torch.clamp(et / n.clamp_min(1e-30), max=1.0)
+        delta = (xs + delta).clamp(*bounds) - xs
+    return best_x, found
 
 
 @dataclass(frozen=True)
