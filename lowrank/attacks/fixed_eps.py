@@ -34,6 +34,8 @@ from .adapter import (
 
 __all__ = ["pgd_attack", "PGDBisection", "pgd_success"]
 
+_ROUND_REFINE_STEPS = 12  # shrink steps after each bisection round (relative precision 2**-12)
+
 
 def _check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -192,8 +194,8 @@ class PGDBisection:
         lo = torch.zeros_like(worst)
         hi = torch.minimum(upper, worst)
 
-        # Every round attacks the whole batch (a budget per image), so that each
-        # decision is computed with the same batch shape as the final check: at the
+        # Each round's points are shrunk and checked on the whole batch, so that every
+        # decision is scored with the same batch shape as the final check: at the
         # boundary, float32 scores can change sign between batch shapes.
         fresh = ~torch.isfinite(upper)  # nothing found yet: first try the whole box
         alive = torch.ones(n, dtype=torch.bool, device=x.device)
@@ -205,7 +207,7 @@ class PGDBisection:
             eps = torch.where(first, worst, torch.where(active, (lo + hi) / 2, hi))
             xa, ok = pgd_attack(model, x, cls, eps, norm, self.steps, self.rel_stepsize, bounds)
             if refine_steps:  # coarse here; the final shrink below has the full precision
-                xa = shrink_towards(model, x, xa, cls, bounds, min(refine_steps, 12))
+                xa = shrink_towards(model, x, xa, cls, bounds, min(refine_steps, _ROUND_REFINE_STEPS))
             ok = ok & is_adversarial(model, xa, cls)
             size = torch.where(ok, perturbation_norms(xa - x, norm).to(torch.float64),
                                torch.full_like(best, math.inf))
@@ -215,7 +217,7 @@ class PGDBisection:
             alive = alive & ~(first & ~ok)
             hi = torch.where(active & ok, torch.minimum(best, eps), hi)
             lo = torch.where(active & ~ok & ~first, eps, lo)
-        if refine_steps > 12:
+        if refine_steps > _ROUND_REFINE_STEPS:
             best_x = shrink_towards(model, x, best_x, cls, bounds, refine_steps)
         return best_x
 
