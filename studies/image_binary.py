@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lowrank.attacks import adversarial_share, min_norm_perturbations, pgd_success
+from lowrank.attacks import PGDBisection, adversarial_share, min_norm_attack, pgd_success
 from lowrank.cli import data_dir_from, run_cli, study_parser
 from lowrank.data import load_cifar10_binary, load_fashion_mnist_binary
 from lowrank.device import add_device_argument, device_info, resolve_device
@@ -196,15 +196,24 @@ def _run(args) -> dict:
                      "effective_rank": "exp(entropy of s / sum(s)) (Roy & Vetterli 2007)",
                      "energy_rank": "number of singular values holding 99% of sum s^2"},
         "attack": {"library": "foolbox " + _version("foolbox"),
-                   "l2": "DDN (Rony et al. 2019)", "linf": "FMN (Pintor et al. 2021)",
+                   "l2": "DDN (Rony et al. 2019), then PGD with bisection on eps",
+                   "linf": "FMN (Pintor et al. 2021), then PGD with bisection on eps",
                    "steps": budget["attack_steps"],
-                   "refinement": "30-step bisection on the scale of the found perturbation",
+                   "pgd_bisection": {"steps": PGDBisection().steps,
+                                     "bisection_steps": PGDBisection().bisection_steps,
+                                     "start": "clean image",
+                                     "step": "2.5 * eps / steps",
+                                     "upper": "smallest norm found by DDN/FMN, else the whole box"},
+                   "norm_per_image": "minimum over the attacks (method records which)",
+                   "score_scale": "attacks see s(x) / |s(x_clean)| (scale-free)",
+                   "refinement": "30-step bisection on the scale of each found perturbation",
                    "bounds": [0.0, 1.0], "n_images_per_split": {
                        s: int(len(att_idx[s])) for s in SPLITS},
                    "subsample": "uniform random without replacement, fixed by seed; the same "
                                 "images for both models",
-                   "conventions": "norm 0 for images misclassified clean, inf if no adversarial "
-                                  "example found; share(eps) = mean(norm <= eps) over all "
+                   "conventions": "norm 0 for images misclassified clean, inf (listed in "
+                                  "failed_indices) if no attack found an adversarial "
+                                  "example; share(eps) = mean(norm <= eps) over all "
                                   "attacked images (so share(0) = clean error)",
                    "eps_grid": {n: list(eps_cfg[n]) for n in NORMS},
                    "eps_reported": eps_cfg["report"],
@@ -245,11 +254,12 @@ def _run(args) -> dict:
             entry["attacks"][split] = {}
             entry["pgd"][split] = {}
             for norm in NORMS:
-                norms, secs, _ = _cached(
+                found, secs, _ = _cached(
                     run_dir / f"attack_{loss}_{split}_{norm}.pt", dict(key, split=split, norm=norm),
-                    lambda xa=xa, ya=ya, norm=norm, model=model: min_norm_perturbations(
+                    lambda xa=xa, ya=ya, norm=norm, model=model: _min_norm(
                         model, xa, ya, norm, steps=budget["attack_steps"], seed=args.seed,
                         quiet=args.quiet))
+                norms = found["norms"]
                 share = adversarial_share(norms, grids[norm])
                 finite = norms[torch.isfinite(norms)]
                 entry["attacks"][split][norm] = {
@@ -259,12 +269,14 @@ def _run(args) -> dict:
                     "median_norm": float(norms.median()),
                     "mean_finite_norm": float(finite.mean()) if len(finite) else math.inf,
                     "n_failed": int(torch.isinf(norms).sum()), "n_images": int(len(norms)),
+                    "failed_indices": idx[torch.isinf(norms)],
+                    "method_counts": found["method_counts"], "method": found["method"],
                     "indices": idx, "norms": norms}
                 e_pgd = eps_cfg["pgd"][norm]
                 ok, secs, _ = _cached(
                     run_dir / f"pgd_{loss}_{split}_{norm}.pt", dict(key, split=split, norm=norm),
                     lambda xa=xa, ya=ya, norm=norm, e_pgd=e_pgd, model=model: pgd_success(
-                        model, xa, ya, e_pgd, norm, steps=budget["pgd_steps"], seed=args.seed))
+                        model, xa, ya, e_pgd, norm, steps=budget["pgd_steps"], seed=args.seed).cpu())
                 entry["pgd"][split][norm] = {
                     "eps": e_pgd, "pgd_share": float(ok.double().mean()),
                     "min_norm_share": float(adversarial_share(norms, [e_pgd])[0]),
@@ -289,6 +301,12 @@ def _run(args) -> dict:
     if not args.quiet:
         _print_summary(results)
     return results
+
+
+def _min_norm(model, x, y, norm: str, **kw) -> dict:
+    """Per-image smallest adversarial norm over the attacks, which attack found it (CPU)."""
+    r = min_norm_attack(model, x, y, norm, **kw)
+    return {"norms": r.norms.cpu(), "method": list(r.method), "method_counts": r.counts()}
 
 
 def _version(pkg: str) -> str:
