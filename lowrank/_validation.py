@@ -31,7 +31,8 @@ def as_tensor(x, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         except (TypeError, ValueError) as err:
             raise ValueError(f"{name} must be array-like of numbers, got {type(x).__name__}") from err
     if t.is_complex():
-        raise TypeError(f"{name} must be real, got complex dtype {t.dtype} (the imaginary part would be lost)")
+        raise TypeError(f"{name} must be real, got complex dtype {t.dtype} "
+                        "(its imaginary part would be lost)")
     if dtype is not None:
         t = t.to(dtype)
     return t

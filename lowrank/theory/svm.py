@@ -356,7 +356,7 @@ class _EQP:
             res = (rhs - hi) - lo
             corr = self._solve(res[:m], res[m:])
             sol = sol + corr
-            if np.abs(corr).max() <= 1e-17 * np.abs(sol).max():
+            if np.abs(corr).max() <= 2.0 ** -53 * np.abs(sol).max():
                 break
         lam = np.zeros(self.S.size)
         lam[np.searchsorted(self.S, self.ind)] = sol[m:]
