@@ -158,3 +158,12 @@ def test_tensor_requiring_grad_is_detached(fn):
 def test_complex_X_is_rejected(fn):
     with pytest.raises(TypeError, match="X must be real"):
         fn(np.array([[3.0 + 1j, 1.0], [5.0, 1.0]]), [-1, 1])
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+@pytest.mark.parametrize("fn", [max_margin_separator, cross_entropy_limit])
+def test_out_of_range_scales_raise_instead_of_returning_zero(fn, scale):
+    # 1e-300: ||w||^2 and the multipliers overflow (the former code returned margin 0.0)
+    X = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) * scale
+    with pytest.raises(CertificationError, match="rescale X|could not certify"):
+        fn(X, [-1, 1, 1])

@@ -30,6 +30,9 @@ How an answer is computed and certified
    returned only if every measure is at most :data:`CERTIFICATE_TOL`; otherwise
    :class:`CertificationError` says which check failed.
 
+Data beyond float64's reach for these quantities (``|X| > 2^500``, or so small a scale
+that ``||w||^2`` or the multipliers overflow) raise :class:`CertificationError` too.
+
 :class:`NotSeparableError` is raised only with a Farkas certificate: multipliers
 ``l >= 0`` with ``sum_i l_i y_i (x_i, 1) = 0`` up to ``CERTIFICATE_TOL`` relative to the
 size of the terms.
@@ -58,6 +61,7 @@ CERTIFICATE_TOL = 1e-11
 
 _MAX_ACTIVE_SET_STEPS = 200
 _REFINEMENT_STEPS = 4
+_MAX_ABS_X = 2.0 ** 500
 
 
 class NotSeparableError(ValueError):
@@ -499,7 +503,18 @@ def _solve(Xn: np.ndarray, yn: np.ndarray, bias_weight: float
 
 
 def _hard_margin(X, y, bias_weight: float) -> Separator:
+    # over/underflow at extreme scales shows up as non-finite certificates, which are refused
+    with np.errstate(all="ignore"):
+        return _hard_margin_impl(X, y, bias_weight)
+
+
+def _hard_margin_impl(X, y, bias_weight: float) -> Separator:
     Xn, yn = _to_numpy(X, y)
+    amax = float(np.abs(Xn).max())
+    if amax > _MAX_ABS_X:
+        raise CertificationError(
+            f"X has entries up to {amax:.1e}; the certified solver works with |X| <= 2^500 "
+            "(about 3e150), where its double-double arithmetic cannot overflow: rescale X")
     n, d = Xn.shape
     co, v_hat, lam_hat, status = _solve(Xn, yn, bias_weight)
     A, rho = co.A, co.rho
@@ -512,7 +527,9 @@ def _hard_margin(X, y, bias_weight: float) -> Separator:
     Dd = np.r_[np.ones(d), bias_weight]
     vo = np.r_[w, b]
     m_orig = _measures(Ao, Dd, vo, lam)
-    primal, dual, gap = (max(a, c) for a, c in zip(m_hat, m_orig, strict=True))
+    # NaN (from overflow or underflow) must fail the checks below, so no max(a, nan) == a
+    primal, dual, gap = (max(a, c) if a == a and c == c else math.nan
+                         for a, c in zip(m_hat, m_orig, strict=True))
     names = ("primal infeasibility", "dual infeasibility", "relative duality gap")
     failed = [f"{nm_} {val:.1e}" for nm_, val in zip(names, (primal, dual, gap), strict=True)
               if not val <= CERTIFICATE_TOL]
@@ -520,7 +537,11 @@ def _hard_margin(X, y, bias_weight: float) -> Separator:
         raise CertificationError(
             f"could not certify the separator (solver status {status}): {', '.join(failed)} "
             f"exceed the tolerance {CERTIFICATE_TOL:.0e}")
-    wnorm = float(np.linalg.norm(w))
+    wnorm = math.hypot(*w)  # no overflow in the sum of squares
+    if not (np.isfinite(w).all() and math.isfinite(b) and np.isfinite(lam).all()
+            and 0.0 < wnorm < math.inf and 1.0 / wnorm > 0.0):
+        raise CertificationError("the separator or its multipliers are outside the float64 range "
+                                 "for data at this scale: rescale X")
     primal_obj = 0.5 * math.fsum(np.r_[w * w, bias_weight * b * b])
     S = np.flatnonzero(lam)
     ghi, glo, _ = _dot2(Ao[S].T, lam[S])
