@@ -86,14 +86,16 @@ def test_issue_cases_300_by_8(scale, shift):
     assert check_against_reference(X0 * scale + shift, y) <= REL
 
 
+@pytest.mark.parametrize("eps", [1e-9, 1e-13])
 @pytest.mark.parametrize("fn", [max_margin_separator, cross_entropy_limit])
-def test_separable_at_tiny_scale_is_not_called_inseparable(fn):
-    X = [[0.0, 0.0], [0.0, 1.0], [1e-9, 0.0], [1e-9, 1.0]]
+def test_separable_at_tiny_scale_is_not_called_inseparable(fn, eps):
+    X = [[0.0, 0.0], [0.0, 1.0], [eps, 0.0], [eps, 1.0]]
     sep = fn(X, [-1, -1, 1, 1])
-    # the boundary x1 = 5e-10; the bias term costs 1 against ||w||^2 = 4e18, so both agree
-    torch.testing.assert_close(sep.w, torch.tensor([2e9, 0.0], dtype=torch.float64), rtol=1e-12, atol=1e-3)
+    # the boundary x1 = eps / 2; the bias costs 1 against ||w||^2 = 4 / eps^2, so both agree
+    expected_w = torch.tensor([2 / eps, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(sep.w, expected_w, rtol=1e-12, atol=1e-3)
     assert sep.b == pytest.approx(-1.0, rel=1e-12)
-    assert sep.margin == pytest.approx(5e-10, rel=1e-12)
+    assert sep.margin == pytest.approx(eps / 2, rel=1e-12)
     assert (sep.multipliers >= 0).all()
 
 
@@ -101,10 +103,12 @@ def test_separable_at_tiny_scale_is_not_called_inseparable(fn):
     ([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], [1, -1, 1]),
     ([[0.0], [0.0]], [-1, 1]),
     ([[1e6], [1e6 + 2 ** -33], [1e6 + 2 ** -32]], [1, -1, 1]),   # inseparable at the last bits
+    (np.random.default_rng(0).normal(size=(400, 10)),
+     np.where(np.random.default_rng(1).normal(size=400) > 0, 1, -1)),  # random labels
 ])
 @pytest.mark.parametrize("fn", [max_margin_separator, cross_entropy_limit])
 def test_not_separable_needs_a_farkas_certificate(fn, X, y):
-    with pytest.raises(NotSeparableError, match="Farkas certificate"):
+    with pytest.raises(NotSeparableError, match="verified in exact rational arithmetic"):
         fn(X, y)
 
 

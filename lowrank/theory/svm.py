@@ -12,16 +12,20 @@ How an answer is computed and certified
 ---------------------------------------
 1. *Well-conditioned coordinates.* The data are centred on a per-feature median and scaled
    by a power of two. For the free-bias problem translation and scaling are exact symmetries.
-   For the cross-entropy limit they are not; there the augmented space is rotated instead (a
-   Householder reflection taking the centre ``(mu, 1)`` to an axis, exact up to rounding and
-   norm-preserving, so the objective stays ``||v||^2``), and the bias variable is rescaled.
-   Rounding in this step perturbs each point by about ``eps`` times the spread of the data,
-   not ``eps`` times its distance from the origin.
+   For the cross-entropy limit they are not; there an orthonormal basis of the augmented
+   space is used instead (norm-preserving, so the objective stays ``||v||^2``): the plane of
+   ``u = mu / ||mu||`` and the bias axis is rotated so that ``(mu, 1)`` becomes an axis, and
+   ``u``'s complement gets a Householder basis. A point's coordinates ``(t / nm, x_perp,
+   nm + ||mu|| t / nm)``, with ``t = u . (x - mu)`` and ``nm = ||(mu, 1)||``, are computed
+   without cancellation, so rounding perturbs each point by about ``eps`` times the spread
+   of the data, not ``eps`` times its distance from the origin.
 2. *Interior point, then exact active set.* The QP in those coordinates is solved by
-   Clarabel; its active set starts an active-set iteration that solves the KKT equations on
-   the active set in float64 with one step of iterative refinement, adds the most violated
-   constraint or drops the most negative multiplier, and repeats until the KKT conditions hold
-   (multipliers of degenerate active sets are found by non-negative least squares).
+   Clarabel. If the KKT equations on its active set (solved by the null-space method on
+   column-equilibrated variables, with iterative refinement of double-double residuals)
+   satisfy every KKT condition, that is the answer; otherwise a primal active-set method
+   (Nocedal & Wright, Algorithm 16.3) starts from a strictly feasible point: the scaled
+   interior-point iterate, else the optimal separator (same feasible set), else an LP
+   solution. Multipliers of degenerate active sets come from non-negative least squares.
 3. *Certificate.* Primal feasibility, dual feasibility (multipliers >= 0 and stationarity
    ``w = sum_i l_i y_i x_i`` with ``sum_i l_i y_i = 0`` for the free bias or ``b = sum_i l_i
    y_i`` for the cross-entropy limit) and complementarity (the duality gap) are evaluated with
@@ -33,15 +37,18 @@ How an answer is computed and certified
 Data beyond float64's reach for these quantities (``|X| > 2^500``, or so small a scale
 that ``||w||^2`` or the multipliers overflow) raise :class:`CertificationError` too.
 
-:class:`NotSeparableError` is raised only with a Farkas certificate: multipliers
-``l >= 0`` with ``sum_i l_i y_i (x_i, 1) = 0`` up to ``CERTIFICATE_TOL`` relative to the
-size of the terms.
+:class:`NotSeparableError` is raised only with an exact Farkas certificate: multipliers
+``l >= 0``, ``sum l = 1``, on a basic support found by the dual simplex method (HiGHS), with
+``sum_i l_i y_i (x_i, 1) = 0`` verified in rational arithmetic on the float data as given.
+Data that are neither certified separable nor certified inseparable raise
+:class:`CertificationError`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import clarabel
 import numpy as np
@@ -65,7 +72,11 @@ _MAX_ABS_X = 2.0 ** 500
 
 
 class NotSeparableError(ValueError):
-    """Raised when the data are certified not linearly separable (a ValueError)."""
+    """Raised when the data are certified not linearly separable (a ValueError).
+
+    The certificate is exact: multipliers ``l >= 0`` with ``sum_i l_i y_i (x_i, 1) = 0``,
+    verified in rational arithmetic.
+    """
 
 
 class CertificationError(RuntimeError):
@@ -287,27 +298,58 @@ def _clarabel(A: np.ndarray, rho: float):
     return solver.solve()
 
 
-def _farkas(A: np.ndarray, z: np.ndarray) -> float:
-    """Relative residual of the best infeasibility certificate ``l >= 0, A^T l = 0`` near ``z``."""
-    z = np.maximum(np.nan_to_num(z), 0.0)
-    if z.max() <= 0:
-        return math.inf
-    cands = [z / z.sum()]
-    T = np.flatnonzero(z > 1e-8 * z.max())
-    # exact solve on the certificate's support: A_T^T l = 0, sum l = 1
-    K = np.vstack([A[T].T, np.ones((1, T.size))])
-    rhs = np.zeros(K.shape[0])
-    rhs[-1] = 1.0
-    lt, *_ = scipy.linalg.lstsq(K, rhs, lapack_driver="gelsd")
-    if lt.min() >= 0:
-        lam = np.zeros(A.shape[0])
-        lam[T] = lt
-        cands.append(lam)
-    best = math.inf
-    for lam in cands:
-        hi, lo, terms = _dot2(A.T, lam)
-        best = min(best, float(np.abs(hi + lo).max() / max(terms.max(), 1e-300)))
-    return best
+def _lp_feasible_point(A: np.ndarray) -> np.ndarray | None:
+    """A point with ``A v >= 1`` from an LP (HiGHS) on column-equilibrated rows, or None."""
+    n, m = A.shape
+    sigma = _column_scales(A)
+    res = scipy.optimize.linprog(np.zeros(m), A_ub=-A / sigma, b_ub=-np.ones(n), bounds=(None, None),
+                                 method="highs")
+    if res.status != 0:
+        return None
+    v = np.asarray(res.x) / sigma
+    return v if np.isfinite(v).all() and (A @ v).min() > 0 else None
+
+
+def _farkas_support(A: np.ndarray) -> np.ndarray | None:
+    """Support of a basic solution of ``A^T l = 0, sum l = 1, l >= 0`` (dual simplex), or None."""
+    n, m = A.shape
+    sigma = _column_scales(A)
+    A_eq = np.vstack([(A / sigma).T, np.ones((1, n))])
+    res = scipy.optimize.linprog(np.zeros(n), A_eq=A_eq, b_eq=np.r_[np.zeros(m), 1.0], bounds=(0, None),
+                                 method="highs-ds")
+    if res.status != 0:
+        return None
+    return np.flatnonzero(np.asarray(res.x) > 0)
+
+
+def _exact_farkas(Xn: np.ndarray, yn: np.ndarray, T: np.ndarray) -> bool:
+    """Whether some ``l >= 0`` on ``T`` has ``sum_i l_i y_i (x_i, 1) = 0`` and ``sum l = 1``
+    *exactly*: Gaussian elimination in rational arithmetic on the float data as given."""
+    k = T.size
+    rows = [[Fraction(float(yn[i])) * Fraction(float(Xn[i, j])) for i in T] + [Fraction(0)]
+            for j in range(Xn.shape[1])]
+    rows.append([Fraction(float(yn[i])) for i in T] + [Fraction(0)])
+    rows.append([Fraction(1)] * k + [Fraction(1)])
+    pivots, r = [], 0
+    for col in range(k):
+        piv = next((i for i in range(r, len(rows)) if rows[i][col] != 0), None)
+        if piv is None:
+            continue
+        rows[r], rows[piv] = rows[piv], rows[r]
+        inv = 1 / rows[r][col]
+        rows[r] = [v * inv for v in rows[r]]
+        for i in range(len(rows)):
+            if i != r and rows[i][col] != 0:
+                f = rows[i][col]
+                rows[i] = [a - f * b for a, b in zip(rows[i], rows[r], strict=True)]
+        pivots.append(col)
+        r += 1
+    if any(row[k] != 0 for row in rows[r:]):
+        return False  # inconsistent
+    lam = [Fraction(0)] * k  # free variables at zero
+    for i, col in enumerate(pivots):
+        lam[col] = rows[i][k]
+    return all(v >= 0 for v in lam)
 
 
 def _column_scales(A: np.ndarray) -> np.ndarray:
@@ -423,21 +465,17 @@ def _primal_active_set(A: np.ndarray, rho: float, v: np.ndarray) -> tuple[np.nda
     raise CertificationError(f"the active-set method did not finish in {_MAX_ACTIVE_SET_STEPS} steps")
 
 
-def _active_set(A: np.ndarray, rho: float, S: np.ndarray, v0: np.ndarray | None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact KKT solution: the interior-point guess ``S`` if it is right, else an active-set method."""
+def _active_set(A: np.ndarray, rho: float, S: np.ndarray, start) -> tuple[np.ndarray, np.ndarray]:
+    """Exact KKT solution: the interior-point guess ``S`` if it is right, else the primal
+    active-set method from the strictly feasible point ``start()``."""
     S = np.unique(S)
     if S.size:
         v, lam = _kkt_on(A, rho, S)
         full = _kkt_ok(A, rho, S, v, lam)
         if full is not None:
             return v, full
-    if v0 is None or not np.isfinite(v0).all():
-        raise CertificationError("the interior-point solver gave no usable starting point")
-    t = float((A @ v0).min())
-    if not t > 0:
-        raise CertificationError("the interior-point solver gave no strictly separating starting point")
-    return _primal_active_set(A, rho, v0 / t)
+    v0 = start()
+    return _primal_active_set(A, rho, v0 / float((A @ v0).min()))
 
 
 def _measures(A: np.ndarray, Dd: np.ndarray, v: np.ndarray, lam: np.ndarray) -> tuple[float, float, float]:
@@ -481,22 +519,33 @@ def _solve(Xn: np.ndarray, yn: np.ndarray, bias_weight: float
         slack = A @ v0 - 1.0
         # strict complementarity split of the interior-point iterate: active where z_i > s_i
         S0 = np.flatnonzero(z > np.maximum(slack, 0.0))
-    if v0 is None or not np.isfinite(v0).all() or not (A @ v0).min() > 0:
-        if bias_weight == 0.0:
-            if infeasible:
-                res = _farkas(A, z)
-                if res <= CERTIFICATE_TOL:
-                    raise NotSeparableError(
-                        "X, y are not linearly separable: no hyperplane puts every example on its "
-                        f"own side (Farkas certificate with relative residual {res:.1e})")
-            v0 = None
-        else:
+    if v0 is not None and not (np.isfinite(v0).all() and (A @ v0).min() > 0):
+        v0 = None
+
+    def start() -> np.ndarray:
+        """A strictly feasible point when the interior-point iterate is not one."""
+        if v0 is not None:
+            return v0
+        if bias_weight != 0.0:
             # both problems have the same feasible set: start from the optimal separator
-            # (its coordinates are well conditioned; it raises NotSeparableError when certified)
+            # (well-conditioned coordinates; raises NotSeparableError when certified)
             co0, v_free, _, _ = _solve(Xn, yn, 0.0)
-            v0 = co.from_centred(v_free[:-1] / co0.s, float(v_free[-1]))
+            return co.from_centred(v_free[:-1] / co0.s, float(v_free[-1]))
+        T = _farkas_support(A)
+        if T is not None and _exact_farkas(Xn, yn, T):
+            raise NotSeparableError(
+                "X, y are not linearly separable: no hyperplane puts every example on its own side "
+                f"(Farkas certificate on {T.size} points, verified in exact rational arithmetic)")
+        v = _lp_feasible_point(A)
+        if v is None:
+            raise CertificationError("neither a separating hyperplane nor an exact Farkas "
+                                     "certificate of non-separability was found")
+        return v
+
     try:
-        v_hat, lam_hat = _active_set(A, rho, S0, v0)
+        v_hat, lam_hat = _active_set(A, rho, S0, start)
+    except NotSeparableError:
+        raise
     except CertificationError as err:
         raise CertificationError(f"no certified separator (solver status {status}): {err}") from None
     return co, v_hat, lam_hat, status
