@@ -171,3 +171,24 @@ def test_out_of_range_scales_raise_instead_of_returning_zero(fn, scale):
     X = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) * scale
     with pytest.raises(CertificationError, match="rescale X|could not certify"):
         fn(X, [-1, 1, 1])
+
+
+@pytest.mark.parametrize("scale,shift", [(1.0, 0.0), (1e-4, 1e4), (1e3, 1e6)])
+def test_fallback_without_the_interior_point_solver(monkeypatch, scale, shift):
+    """With Clarabel giving nothing usable, the LP start and the primal active-set method
+    alone must reach the exact answer (or, for inseparable data, the exact Farkas check)."""
+    import clarabel
+
+    class Useless:
+        status = clarabel.SolverStatus.MaxIterations
+
+        def __init__(self, A):
+            self.x = [float("nan")] * A.shape[1]
+            self.z = [0.0] * A.shape[0]
+
+    monkeypatch.setattr(svm_module, "_clarabel", lambda A, rho: Useless(A))
+    X0, y = separable(60, 5, seed=3)
+    assert check_against_reference(X0 * scale + shift, y) <= REL
+    random_labels = np.where(np.random.default_rng(4).normal(size=60) > 0, 1, -1)  # 60 points in R^5
+    with pytest.raises(NotSeparableError, match="exact rational"):
+        max_margin_separator(X0, random_labels)

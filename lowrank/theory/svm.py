@@ -440,14 +440,22 @@ def _primal_active_set(A: np.ndarray, rho: float, v: np.ndarray) -> tuple[np.nda
     """Primal active-set method (Nocedal & Wright, Alg. 16.3) from a feasible ``v``."""
     n, m = A.shape
     W = np.array([int(np.argmin(A @ v))])
-    for _ in range(_MAX_ACTIVE_SET_STEPS):
+    steps = max(_MAX_ACTIVE_SET_STEPS, 3 * (n + m))
+    for _ in range(steps):
         v_eq, lam = _kkt_on(A, rho, W)
         p = v_eq - v
         if np.abs(p).max() <= 1e-14 * max(float(np.abs(v_eq).max()), 1e-300):
             full = _kkt_ok(A, rho, W, v_eq, lam)
             if full is not None:
                 return v_eq, full
-            W = np.delete(W, int(np.argmin(lam)))
+            if lam.min() < 0:
+                W = np.delete(W, int(np.argmin(lam)))
+            else:  # rounding drift: a constraint outside W is (slightly) violated
+                hi, lo, terms = _dot2(A, v_eq)
+                worst = int(np.argmax(((1.0 - hi) - lo) / np.maximum(terms, 1.0)))
+                if worst in W:
+                    break
+                W = np.sort(np.append(W, worst))
             v = v_eq
             continue
         Ap = A @ p
@@ -462,7 +470,7 @@ def _primal_active_set(A: np.ndarray, rho: float, v: np.ndarray) -> tuple[np.nda
         v = v + step * p
         if i_block >= 0:
             W = np.sort(np.append(W, i_block))
-    raise CertificationError(f"the active-set method did not finish in {_MAX_ACTIVE_SET_STEPS} steps")
+    raise CertificationError("the active-set method did not reach the KKT conditions")
 
 
 def _active_set(A: np.ndarray, rho: float, S: np.ndarray, start) -> tuple[np.ndarray, np.ndarray]:
