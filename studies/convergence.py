@@ -23,17 +23,8 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 
-from lowrank.cli import run_cli
-from lowrank.experiments import (
-    NORMALIZED_LR,
-    ResultCache,
-    finite,
-    format_measurement,
-    run_configs,
-    run_study,
-    study_mode,
-    training_run,
-)
+from lowrank.cli import run_cli, run_study, study_mode
+from lowrank.margin_study import finite, format_measurement, training_run
 from lowrank.plotting import (
     LOSS_COLORS,
     NGD_STYLE,
@@ -43,6 +34,8 @@ from lowrank.plotting import (
     not_separated_handle,
     save_figure,
 )
+from lowrank.sweep import ResultCache, run_configs
+from lowrank.train import NORMALIZED_LR
 
 NAME = "convergence"
 STYLE = {("cross_entropy", "zeros"): dict(color=LOSS_COLORS["cross_entropy"], ls="-"),

@@ -21,17 +21,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lowrank.cli import run_cli
-from lowrank.experiments import (
-    NORMALIZED_LR,
+from lowrank.cli import run_cli, run_study, study_mode
+from lowrank.margin_study import (
     RUN_PREFIXES,
     finite,
     format_measurement,
-    line_pair_ratio,
     mark_separation,
     record_rows,
-    run_study,
-    study_mode,
     sweep_records,
 )
 from lowrank.plotting import (
@@ -45,6 +41,8 @@ from lowrank.plotting import (
     plot_run_ratios,
     save_figure,
 )
+from lowrank.theory import line_pair_ratio
+from lowrank.train import NORMALIZED_LR
 
 NAME = "margin_vs_rank"
 OFFSET, CENTER = 1.0, 4.0
