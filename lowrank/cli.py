@@ -141,7 +141,9 @@ def run_cli(main: Callable[..., Any], argv: list[str] | None = None) -> int:
     option value) is printed as ``<prog>: error: <message>`` on stderr, the way argparse
     reports a bad option, and the process exits with status 2; set ``LOWRANK_TRACEBACK=1``
     to see the traceback instead. Any other exception propagates (a bug, not an input
-    error). ``KeyboardInterrupt`` exits with status 130.
+    error). ``KeyboardInterrupt`` exits with status 130. Figures are drawn with matplotlib's
+    Agg backend unless ``MPLBACKEND`` names another
+    (:func:`lowrank.plotting.use_file_backend`).
 
     Parameters
     ----------
@@ -165,6 +167,9 @@ def run_cli(main: Callable[..., Any], argv: list[str] | None = None) -> int:
     ...     print("exit", e.code)
     exit 2
     """
+    from .plotting import use_file_backend  # here, not at import: matplotlib is heavy
+
+    use_file_backend()
     prog = Path(sys.argv[0]).name or "study"
     try:
         main(argv)

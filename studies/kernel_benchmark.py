@@ -32,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lowrank.cli import study_parser
+from lowrank.cli import run_cli, study_parser
 from lowrank.device import add_device_argument, resolve_device
 from lowrank.io import save_csv, save_json
 
@@ -327,4 +327,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -28,6 +28,7 @@ if str(HERE.parent) not in sys.path:
 
 from lowrank.cli import load_script, study_arguments  # noqa: E402
 from lowrank.io import load_json, save_json  # noqa: E402
+from lowrank.plotting import use_file_backend  # noqa: E402
 
 SYNTHETIC = ["boundary_2d", "margin_vs_offset", "margin_vs_rank", "convergence"]
 EXTERNAL = ["kernel_benchmark"]
@@ -101,4 +102,5 @@ def cli(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    use_file_backend()
     sys.exit(cli())

@@ -51,7 +51,8 @@ HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
 def pytest_configure(config) -> None:
-    """Run Triton under its interpreter on CPU tensors where no CUDA device is present."""
+    """Triton under its interpreter where no CUDA device is present; figures drawn with Agg."""
+    os.environ.setdefault("MPLBACKEND", "Agg")  # read when matplotlib is first imported
     if HAS_TRITON and not CUDA and "triton" not in sys.modules:
         os.environ.setdefault("TRITON_INTERPRET", "1")
 

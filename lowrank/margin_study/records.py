@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["flatten_record", "record_rows", "format_measurement", "finite"]
+__all__ = ["flatten_record", "record_rows", "format_measurement", "ratio_summary", "finite"]
 
 
 def flatten_record(rec: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,6 +100,31 @@ def format_measurement(value: float | None, spec: str = ".4f") -> str:
     ('0.4472', 'not separated', 'nan')
     """
     return "not separated" if value is None else format(float(value), spec)
+
+
+def ratio_summary(rec: Mapping[str, Any]) -> str:
+    """The measured ratios of a record after each run's largest budget, for a report line.
+
+    Parameters
+    ----------
+    rec : mapping
+        A record of :func:`~lowrank.margin_study.binary.margin_records` (missing runs
+        print ``nan``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> ratio_summary({"ce_ratio": [0.2, 0.31], "diff_ratio": [1.0], "ngd_ce_ratio": [None]})
+    'GD 0.3100 differential 1.0000 | normalized GD not separated differential nan'
+    """
+    last = {run: (rec.get(f"{run}_ratio") or [float("nan")])[-1]
+            for run in ("ce", "diff", "ngd_ce", "ngd_diff")}
+    return (f"GD {format_measurement(last['ce'])} differential {format_measurement(last['diff'])} "
+            f"| normalized GD {format_measurement(last['ngd_ce'])} "
+            f"differential {format_measurement(last['ngd_diff'])}")
 
 
 def finite(values: Iterable[float]) -> list[float]:
