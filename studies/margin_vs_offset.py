@@ -34,6 +34,7 @@ from lowrank.margin_study import (
     ratio_summary,
     record_rows,
     sweep_records,
+    sweep_settings,
 )
 from lowrank.plotting import (
     LOSS_COLORS,
@@ -43,28 +44,20 @@ from lowrank.plotting import (
     save_figure,
 )
 from lowrank.theory import line_pair_ratio
-from lowrank.train import NORMALIZED_LR
 
 NAME = "margin_vs_offset"
 FIXED_CENTER = 4.0
 
 
 def settings(args) -> dict:
-    """Sizes and budgets of each mode."""
-    if args.tiny:
-        return {"dim": 10, "n_per_class": 8, "ranks": [1, 3], "ce_steps": [10, 100, 1000],
-                "diff_steps": [1000], "offsets_a": [0.0, 2.0], "offsets_b": [0.0, 1.0],
-                "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
-    if args.quick:
-        return {"dim": 50, "n_per_class": 25, "ranks": [1, 2, 5],
-                "ce_steps": [100, 1000, 10_000], "diff_steps": [1000, 10_000],
-                "offsets_a": [0.0, 1.0, 3.0, 8.0], "offsets_b": [0.0, 0.5, 1.0, 4.0],
-                "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
-    return {"dim": 100, "n_per_class": 50, "ranks": [1, 2, 5, 10],
-            "ce_steps": [100, 1000, 10_000, 100_000], "diff_steps": [1000, 10_000, 100_000],
-            "offsets_a": [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0],
-            "offsets_b": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
-            "ngd_steps": [1000, 10_000], "ngd_lr": NORMALIZED_LR}
+    """Sizes and budgets of each mode: the shared sweep settings, the ranks and the offsets."""
+    sweeps = {"tiny": {"ranks": [1, 3], "offsets_a": [0.0, 2.0], "offsets_b": [0.0, 1.0]},
+              "quick": {"ranks": [1, 2, 5], "offsets_a": [0.0, 1.0, 3.0, 8.0],
+                        "offsets_b": [0.0, 0.5, 1.0, 4.0]},
+              "full": {"ranks": [1, 2, 5, 10], "offsets_a": [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0],
+                       "offsets_b": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]}}
+    mode = study_mode(args)
+    return {**sweep_settings(mode), **sweeps[mode]}
 
 
 def configs(st: dict, seed: int) -> list[dict]:

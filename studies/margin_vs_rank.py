@@ -28,6 +28,7 @@ from lowrank.margin_study import (
     ratio_summary,
     record_rows,
     sweep_records,
+    sweep_settings,
 )
 from lowrank.plotting import (
     LOSS_COLORS,
@@ -40,7 +41,6 @@ from lowrank.plotting import (
     save_figure,
 )
 from lowrank.theory import line_pair_ratio
-from lowrank.train import NORMALIZED_LR
 
 NAME = "margin_vs_rank"
 OFFSET, CENTER = 1.0, 4.0
@@ -48,19 +48,13 @@ NGD = (("cross_entropy", "ce", "cross-entropy"), ("differential", "diff", "diffe
 
 
 def settings(args) -> dict:
-    """Sizes and budgets of each mode."""
-    if args.tiny:
-        return {"dim": 10, "n_per_class": 8, "ranks": [1, 3, 9], "noise_rank": 2,
-                "noises": [0.0, 0.3], "ce_steps": [10, 100, 1000], "diff_steps": [1000],
-                "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
-    if args.quick:
-        return {"dim": 50, "n_per_class": 25, "ranks": [1, 2, 5, 20, 49], "noise_rank": 2,
-                "noises": [0.0, 0.03, 0.3, 3.0], "ce_steps": [100, 1000, 10_000],
-                "diff_steps": [1000, 10_000], "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
-    return {"dim": 100, "n_per_class": 50, "ranks": [1, 2, 5, 10, 20, 50, 99], "noise_rank": 2,
-            "noises": [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
-            "ce_steps": [100, 1000, 10_000, 100_000], "diff_steps": [1000, 10_000, 100_000],
-            "ngd_steps": [1000, 10_000], "ngd_lr": NORMALIZED_LR}
+    """Sizes and budgets of each mode: the shared sweep settings, the ranks and the noises."""
+    sweeps = {"tiny": {"ranks": [1, 3, 9], "noises": [0.0, 0.3]},
+              "quick": {"ranks": [1, 2, 5, 20, 49], "noises": [0.0, 0.03, 0.3, 3.0]},
+              "full": {"ranks": [1, 2, 5, 10, 20, 50, 99],
+                       "noises": [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]}}
+    mode = study_mode(args)
+    return {**sweep_settings(mode), "noise_rank": 2, **sweeps[mode]}
 
 
 def configs(st: dict, seed: int) -> list[dict]:

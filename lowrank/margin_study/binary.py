@@ -32,7 +32,7 @@ from ..train.linear import NORMALIZED_LR, fit_linear, log_spaced_steps
 from ..train.step_sizes import numpy_xy, step_size
 
 __all__ = ["predicted_margins", "measure", "make_data", "margin_config", "margin_records",
-           "sweep_records", "mark_separation", "training_run", "RUN_PREFIXES"]
+           "sweep_records", "sweep_settings", "mark_separation", "training_run", "RUN_PREFIXES"]
 
 
 def predicted_margins(X, y, basis=None) -> dict[str, Any]:
@@ -404,6 +404,48 @@ def _lr_config(lr: float | Mapping[str, float]) -> float | dict[str, float]:
         return {str(k): check_real(v, f"lr[{k!r}]", minimum=0.0, strict=True)
                 for k, v in sorted(lr.items())}
     return check_real(lr, "ngd_lr", minimum=0.0, strict=True)
+
+
+#: Data sizes and step budgets of the margin sweeps in each mode of the studies' command line.
+_SWEEP_MODES = {
+    "tiny": {"dim": 10, "n_per_class": 8, "ce_steps": [10, 100, 1000], "diff_steps": [1000],
+             "ngd_steps": [2000]},
+    "quick": {"dim": 50, "n_per_class": 25, "ce_steps": [100, 1000, 10_000],
+              "diff_steps": [1000, 10_000], "ngd_steps": [2000]},
+    "full": {"dim": 100, "n_per_class": 50, "ce_steps": [100, 1000, 10_000, 100_000],
+             "diff_steps": [1000, 10_000, 100_000], "ngd_steps": [1000, 10_000]},
+}
+
+
+def sweep_settings(mode: str) -> dict[str, Any]:
+    """Data sizes and step budgets shared by the margin sweeps, for one budget mode.
+
+    Parameters
+    ----------
+    mode : {"tiny", "quick", "full"}
+        As returned by :func:`lowrank.cli.study_mode`.
+
+    Returns
+    -------
+    dict
+        ``dim``, ``n_per_class``, ``ce_steps``, ``diff_steps``, ``ngd_steps`` and ``ngd_lr``
+        (:data:`~lowrank.train.linear.NORMALIZED_LR`), a fresh copy.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode.
+
+    Examples
+    --------
+    >>> st = sweep_settings("quick")
+    >>> st["dim"], st["ce_steps"], st["ngd_lr"]["differential"]
+    (50, [100, 1000, 10000], 1.0)
+    """
+    if mode not in _SWEEP_MODES:
+        raise ValueError(f"mode must be one of {sorted(_SWEEP_MODES)}, got {mode!r}")
+    return {**{k: list(v) if isinstance(v, list) else v for k, v in _SWEEP_MODES[mode].items()},
+            "ngd_lr": dict(NORMALIZED_LR)}
 
 
 def sweep_records(name: str, args: argparse.Namespace, settings: Mapping[str, Any],
