@@ -306,9 +306,10 @@ def run_study(name: str, description: str, compute: Callable[[argparse.Namespace
 
 
 def load_script(path: str | os.PathLike) -> ModuleType:
-    """Import a study script by path as a module, without running its command line.
+    """Import a study script (or another script) by path as a module, without running its command line.
 
-    The module is named ``studies_<stem>``; its ``main``, ``plot``, ``report`` (and
+    The module is named ``<folder>_<stem>`` (``studies_convergence`` for
+    ``studies/convergence.py``); its ``main``, ``plot``, ``report`` (and
     whatever else it defines) are then attributes. Used by ``studies/run_all.py``, the
     tests and the gallery examples.
 
@@ -329,7 +330,9 @@ def load_script(path: str | os.PathLike) -> ModuleType:
     Examples
     --------
     >>> import tempfile
-    >>> script = Path(tempfile.mkdtemp()) / "demo.py"
+    >>> folder = Path(tempfile.mkdtemp()) / "studies"
+    >>> folder.mkdir()
+    >>> script = folder / "demo.py"
     >>> _ = script.write_text("NAME = 'demo'; RAN = __name__ == '__main__'")
     >>> mod = load_script(script)
     >>> mod.__name__, mod.NAME, mod.RAN
@@ -338,7 +341,7 @@ def load_script(path: str | os.PathLike) -> ModuleType:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no study script at {path}")
-    spec = importlib.util.spec_from_file_location(f"studies_{path.stem}", path)
+    spec = importlib.util.spec_from_file_location(f"{path.parent.name}_{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
