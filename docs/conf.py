@@ -16,7 +16,7 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(DOCS / "_ext"))
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("LOWRANK_QUIET", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm reads TQDM_* variables
 
 import lowrank  # noqa: E402
 

@@ -30,18 +30,18 @@ The results were computed by ``python studies/boundary_2d.py --out figures``.
 # --------------------------------------------------------
 # The results are read from ``figures/boundary_2d.json``; the study script is loaded
 # by path, without running it, for its ``plot`` function.
-import runpy
 import tempfile
 from pathlib import Path
 
 import lowrank
 from lowrank.analysis import geometric_margin
+from lowrank.cli import load_script
 from lowrank.io import load_json
 from lowrank.theory import line_pair_margins
 
 ROOT = Path(lowrank.__file__).resolve().parents[1]  # the clone (pip install -e .)
 results = load_json(ROOT / "figures" / "boundary_2d.json")
-study = runpy.run_path(str(ROOT / "studies" / "boundary_2d.py"))
+study = load_script(ROOT / "studies" / "boundary_2d.py")
 print(f"mode {results['mode']}, seed {results['seed']}, budgets T = {results['budgets']}, "
       f"differential steps {results['diff_steps']}")
 
@@ -49,7 +49,7 @@ print(f"mode {results['mode']}, seed {results['seed']}, budgets T = {results['bu
 # The figure
 # ----------
 # ``plot`` writes the PNG and PDF (here into a temporary folder) and returns their paths.
-figure_files = study["plot"](results, Path(tempfile.mkdtemp()))
+figure_files = study.plot(results, Path(tempfile.mkdtemp()))
 
 # %%
 # Key numbers

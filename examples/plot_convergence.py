@@ -33,18 +33,18 @@ The results were computed by ``python studies/convergence.py --out figures``.
 # --------------------------------------------------------
 # The results are read from ``figures/convergence.json``; the study script is loaded by
 # path, without running it, for its ``plot`` and ``report`` functions.
-import runpy
 import tempfile
 from pathlib import Path
 
 import lowrank
 from lowrank.analysis import geometric_margin
+from lowrank.cli import load_script
 from lowrank.data import line_pair
 from lowrank.io import load_json
 
 ROOT = Path(lowrank.__file__).resolve().parents[1]  # the clone (pip install -e .)
 results = load_json(ROOT / "figures" / "convergence.json")
-study = runpy.run_path(str(ROOT / "studies" / "convergence.py"))
+study = load_script(ROOT / "studies" / "convergence.py")
 for key, value in results["settings"].items():
     print(f"{key}: {value}")
 
@@ -52,7 +52,7 @@ for key, value in results["settings"].items():
 # The figure
 # ----------
 # ``plot`` writes the PNG and PDF (here into a temporary folder) and returns their paths.
-figure_files = study["plot"](results, Path(tempfile.mkdtemp()))
+figure_files = study.plot(results, Path(tempfile.mkdtemp()))
 
 # %%
 # Key numbers
@@ -60,7 +60,7 @@ figure_files = study["plot"](results, Path(tempfile.mkdtemp()))
 # One line per run: the margin after the last step against the predicted one, the final
 # angle to the predicted direction, and how far the frozen part of the initial weights
 # moved (zero up to rounding).
-for line in study["report"](results):
+for line in study.report(results):
     print(line)
 
 # %%

@@ -19,16 +19,16 @@ figures``; nothing is timed when this page is built.
 # -------------------------------------------------------------
 # The summary is read from ``figures/kernel_benchmark.json``; the study script is loaded
 # by path, without running it, for its ``plot`` and ``markdown_table`` functions.
-import runpy
 import tempfile
 from pathlib import Path
 
 import lowrank
+from lowrank.cli import load_script
 from lowrank.io import load_json
 
 ROOT = Path(lowrank.__file__).resolve().parents[1]  # the clone (pip install -e .)
 results = load_json(ROOT / "figures" / "kernel_benchmark.json")
-study = runpy.run_path(str(ROOT / "studies" / "kernel_benchmark.py"))
+study = load_script(ROOT / "studies" / "kernel_benchmark.py")
 print(f"devices: {results['devices']} ({results['cpu']}, {results['threads']} threads), "
       f"measured {results['benchmark_datetime']}")
 print(f"time: {results['time_statistic']}")
@@ -40,7 +40,7 @@ print(f"time: {results['time_statistic']}")
 threads = results["threads"] if isinstance(results["threads"], list) else [results["threads"]]
 title = (f"pairwise logistic loss, forward + backward, float32 on {results['devices']}"
          + (f" ({threads[0]} threads)" if threads else ""))
-figure_files = study["plot"](results["rows"], Path(tempfile.mkdtemp()), title)
+figure_files = study.plot(results["rows"], Path(tempfile.mkdtemp()), title)
 
 # %%
 # Key numbers
@@ -50,4 +50,4 @@ figure_files = study["plot"](results["rows"], Path(tempfile.mkdtemp()), title)
 for key, value in results["summary"].items():
     print(f"{key}: {value if value is None else format(value, '.4g')}")
 print()
-print(study["markdown_table"](results["rows"]))
+print(study.markdown_table(results["rows"]))

@@ -40,17 +40,17 @@ The results were computed by ``python studies/margin_vs_offset.py --out figures`
 # --------------------------------------------------------
 # The results are read from ``figures/margin_vs_offset.json``; the study script is loaded
 # by path, without running it, for its ``plot`` and ``report`` functions.
-import runpy
 import tempfile
 from pathlib import Path
 
 import lowrank
+from lowrank.cli import load_script
 from lowrank.io import load_json
 from lowrank.theory import line_pair_margins
 
 ROOT = Path(lowrank.__file__).resolve().parents[1]  # the clone (pip install -e .)
 results = load_json(ROOT / "figures" / "margin_vs_offset.json")
-study = runpy.run_path(str(ROOT / "studies" / "margin_vs_offset.py"))
+study = load_script(ROOT / "studies" / "margin_vs_offset.py")
 for key, value in results["settings"].items():
     print(f"{key}: {value}")
 
@@ -58,7 +58,7 @@ for key, value in results["settings"].items():
 # The figure
 # ----------
 # ``plot`` writes the PNG and PDF (here into a temporary folder) and returns their paths.
-figure_files = study["plot"](results, Path(tempfile.mkdtemp()))
+figure_files = study.plot(results, Path(tempfile.mkdtemp()))
 
 # %%
 # Key numbers
@@ -66,7 +66,7 @@ figure_files = study["plot"](results, Path(tempfile.mkdtemp()))
 # One line per configuration: the predicted ratio of the cross-entropy limit (exact
 # solver), the two-point closed form at the same offset and centre, and the ratios
 # measured after the longest plain and normalized gradient-descent runs.
-for line in study["report"](results):
+for line in study.report(results):
     print(line)
 
 # %%

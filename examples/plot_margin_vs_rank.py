@@ -32,17 +32,17 @@ The results were computed by ``python studies/margin_vs_rank.py --out figures``.
 # --------------------------------------------------------
 # The results are read from ``figures/margin_vs_rank.json``; the study script is loaded
 # by path, without running it, for its ``plot`` and ``report`` functions.
-import runpy
 import tempfile
 from pathlib import Path
 
 import lowrank
+from lowrank.cli import load_script
 from lowrank.io import load_json
 from lowrank.theory import line_pair_margins
 
 ROOT = Path(lowrank.__file__).resolve().parents[1]  # the clone (pip install -e .)
 results = load_json(ROOT / "figures" / "margin_vs_rank.json")
-study = runpy.run_path(str(ROOT / "studies" / "margin_vs_rank.py"))
+study = load_script(ROOT / "studies" / "margin_vs_rank.py")
 print(f"offset {results['offset']}, centre {results['center']}")
 for key, value in results["settings"].items():
     print(f"{key}: {value}")
@@ -51,7 +51,7 @@ for key, value in results["settings"].items():
 # The figure
 # ----------
 # ``plot`` writes the PNG and PDF (here into a temporary folder) and returns their paths.
-figure_files = study["plot"](results, Path(tempfile.mkdtemp()))
+figure_files = study.plot(results, Path(tempfile.mkdtemp()))
 
 # %%
 # Key numbers
@@ -59,7 +59,7 @@ figure_files = study["plot"](results, Path(tempfile.mkdtemp()))
 # One line per configuration: the predicted ratio of the cross-entropy limit (exact
 # solver), the ratios after the longest plain and normalized gradient-descent runs, and
 # the tilt of the predicted limit.
-for line in study["report"](results):
+for line in study.report(results):
     print(line)
 
 # %%

@@ -1,4 +1,4 @@
-"""Command-line arguments shared by every script in ``studies/``.
+"""The command line of the scripts in ``studies/``: arguments, the shared ``main``, exit codes.
 
 Every study takes ``--seed``, ``--out`` (directory for the figure and its
 JSON/CSV; default ``runs/<study>`` under the current directory, so the committed
@@ -6,20 +6,31 @@ JSON/CSV; default ``runs/<study>`` under the current directory, so the committed
 2 CPU cores) and ``--quiet`` (no progress bars). Studies on real images also take
 ``--data-dir`` (default: the ``LOWRANK_DATA`` environment variable).
 
+:func:`study_arguments` adds ``--tiny`` (the tests' seconds-long mode), ``--jobs`` and
+``--replot`` for the synthetic studies, and :func:`run_study` is their shared ``main``:
+compute (or reload with ``--replot``), save the JSON and CSV, draw, report.
 :func:`run_cli` is the entry point of every study script: a bad argument or a missing
 data set is reported as one line and exit status 2, as argparse does, not as a traceback.
+:func:`load_script` imports a study script by path (for ``run_all``, the tests and the
+gallery), without running it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-__all__ = ["study_parser", "data_dir_from", "default_out", "run_cli", "USER_ERRORS"]
+from .io import load_json, save_csv, save_json
+
+__all__ = ["study_parser", "study_arguments", "study_mode", "run_study", "data_dir_from",
+           "default_out", "run_cli", "load_script", "USER_ERRORS"]
 
 #: Exceptions that mean "the input is wrong" (bad argument, missing or corrupt data file);
 #: :func:`run_cli` prints their message and exits with status 2 instead of a traceback.
@@ -130,7 +141,9 @@ def run_cli(main: Callable[..., Any], argv: list[str] | None = None) -> int:
     option value) is printed as ``<prog>: error: <message>`` on stderr, the way argparse
     reports a bad option, and the process exits with status 2; set ``LOWRANK_TRACEBACK=1``
     to see the traceback instead. Any other exception propagates (a bug, not an input
-    error). ``KeyboardInterrupt`` exits with status 130.
+    error). ``KeyboardInterrupt`` exits with status 130. Figures are drawn with matplotlib's
+    Agg backend unless ``MPLBACKEND`` names another
+    (:func:`lowrank.plotting.use_file_backend`).
 
     Parameters
     ----------
@@ -154,6 +167,9 @@ def run_cli(main: Callable[..., Any], argv: list[str] | None = None) -> int:
     ...     print("exit", e.code)
     exit 2
     """
+    from .plotting import use_file_backend  # here, not at import: matplotlib is heavy
+
+    use_file_backend()
     prog = Path(sys.argv[0]).name or "study"
     try:
         main(argv)
@@ -166,3 +182,166 @@ def run_cli(main: Callable[..., Any], argv: list[str] | None = None) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     return 0
+
+
+def study_arguments(description: str, name: str | None = None) -> argparse.ArgumentParser:
+    """The common study options plus ``--tiny`` (tests), ``--jobs`` and ``--replot``.
+
+    Parameters
+    ----------
+    description : str
+        What the study shows.
+    name : str, optional
+        The study's name; ``--out`` defaults to ``runs/<name>``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> args = study_arguments("demo").parse_args(["--tiny", "--jobs", "3"])
+    >>> args.tiny, args.jobs, args.replot, args.quick
+    (True, 3, False, False)
+    """
+    p = study_parser(description, name=name)
+    p.add_argument("--tiny", action="store_true",
+                   help="seconds-long smoke run (used by the tests)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes for independent configurations")
+    p.add_argument("--replot", action="store_true",
+                   help="redraw the figure from the saved JSON without training")
+    return p
+
+
+def study_mode(args: argparse.Namespace) -> str:
+    """The budget mode of parsed study arguments: ``"tiny"``, ``"quick"`` or ``"full"``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed :func:`study_arguments` (``--tiny`` wins over ``--quick``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> study_mode(study_arguments("demo").parse_args(["--quick"]))
+    'quick'
+    """
+    return "tiny" if args.tiny else "quick" if args.quick else "full"
+
+
+def run_study(name: str, description: str, compute: Callable[[argparse.Namespace], dict],
+              plot: Callable[[dict, Path], object],
+              csv_rows: Callable[[dict], list[dict]],
+              report: Callable[[dict], Iterable[str]] | None = None,
+              argv: Sequence[str] | None = None) -> dict:
+    """The shared ``main`` of every synthetic study: compute (or reload), save, draw, report.
+
+    Parses :func:`study_arguments`; unless ``--replot`` is given, runs ``compute(args)``,
+    stores its wall time under ``"seconds"`` and saves ``<out>/<name>.json`` and
+    ``<out>/<name>.csv`` atomically; with ``--replot`` it reloads the JSON instead. Then it
+    draws the figure with ``plot(results, out)`` and, unless ``--quiet``, prints the lines
+    of ``report(results)``.
+
+    Parameters
+    ----------
+    name : str
+        File stem of the study's outputs.
+    description : str
+        Shown by ``--help``.
+    compute : callable
+        ``compute(args) -> dict`` of results (measured and predicted side by side).
+    plot : callable
+        ``plot(results, out_dir)``: draws and saves the figure.
+    csv_rows : callable
+        ``csv_rows(results) -> list of flat dicts`` for the CSV table.
+    report : callable, optional
+        ``report(results) -> lines`` printed at the end.
+    argv : sequence of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    dict
+        The results.
+
+    Raises
+    ------
+    FileNotFoundError
+        With ``--replot`` when ``<out>/<name>.json`` does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> res = run_study("demo", "demo", lambda a: {"seed": a.seed}, lambda r, o: None,
+    ...                 lambda r: [r], argv=["--out", out, "--seed", "4", "--quiet"])
+    >>> res["seed"], sorted(p.name for p in Path(out).iterdir())
+    (4, ['demo.csv', 'demo.json'])
+    """
+    args = study_arguments(description, name=name).parse_args(argv)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        saved = out_dir / f"{name}.json"
+        if not saved.is_file():
+            raise FileNotFoundError(f"--replot needs the saved results {saved}; run the study "
+                                    f"without --replot first (same --out)")
+        res = load_json(saved)
+    else:
+        t0 = time.perf_counter()
+        res = compute(args)
+        res["seconds"] = time.perf_counter() - t0
+        save_json(out_dir / f"{name}.json", res)
+        save_csv(out_dir / f"{name}.csv", csv_rows(res))
+    plot(res, out_dir)
+    if not args.quiet and report is not None:
+        for line in report(res):
+            print(f"[{name}] {line}")
+    return res
+
+
+def load_script(path: str | os.PathLike) -> ModuleType:
+    """Import a study script (or another script) by path as a module, without running its command line.
+
+    The module is named ``<folder>_<stem>`` (``studies_convergence`` for
+    ``studies/convergence.py``); its ``main``, ``plot``, ``report`` (and
+    whatever else it defines) are then attributes. Used by ``studies/run_all.py``, the
+    tests and the gallery examples.
+
+    Parameters
+    ----------
+    path : path-like
+        The script, e.g. ``studies/convergence.py``.
+
+    Returns
+    -------
+    types.ModuleType
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "studies"
+    >>> folder.mkdir()
+    >>> script = folder / "demo.py"
+    >>> _ = script.write_text("NAME = 'demo'; RAN = __name__ == '__main__'")
+    >>> mod = load_script(script)
+    >>> mod.__name__, mod.NAME, mod.RAN
+    ('studies_demo', 'demo', False)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no study script at {path}")
+    spec = importlib.util.spec_from_file_location(f"{path.parent.name}_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

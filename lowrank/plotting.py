@@ -1,21 +1,48 @@
-"""One shared figure style for every study (seaborn / matplotlib)."""
+"""One shared figure style for every study (seaborn / matplotlib).
+
+Importing this module changes nothing in matplotlib: the study scripts call
+:func:`use_file_backend` (through :func:`lowrank.cli.run_cli`) to draw to files with Agg
+unless ``MPLBACKEND`` names another backend.
+"""
 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
+from .io import atomic_write_bytes
 
-from .io import atomic_write_bytes  # noqa: E402
+__all__ = ["use_file_backend", "apply_style", "LOSS_COLORS", "NGD_STYLE", "save_figure",
+           "budget_colors", "draw_boundary", "format_steps", "NOT_SEPARATED_LABEL",
+           "mark_not_separated", "plot_run_ratios", "not_separated_handle", "plot_sweep_ratios",
+           "figure_legend"]
 
-__all__ = ["apply_style", "LOSS_COLORS", "NGD_STYLE", "save_figure", "budget_colors", "draw_boundary",
-           "format_steps", "NOT_SEPARATED_LABEL", "mark_not_separated", "plot_run_ratios",
-           "not_separated_handle"]
+def use_file_backend() -> str:
+    """Draw to files: switch matplotlib to Agg unless ``MPLBACKEND`` names a backend.
+
+    Called by the study scripts' entry points (not on import), so that a study run on a
+    desktop opens no window and a user's ``MPLBACKEND`` still wins.
+
+    Returns
+    -------
+    str
+        The backend in use afterwards.
+
+    Examples
+    --------
+    >>> import os
+    >>> use_file_backend().lower() == (os.environ.get("MPLBACKEND") or "agg").lower()
+    True
+    """
+    if not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
+    return matplotlib.get_backend()
+
 
 #: One colour per training method, used by every figure.
 LOSS_COLORS = {
@@ -106,7 +133,7 @@ def plot_run_ratios(ax, xs, records, run: str, index: int = -1, **style) -> None
 
     Draws ``record[f"{run}_ratio"][index]`` against ``xs`` (a gap where it is ``None``) and,
     through :func:`mark_not_separated`, a cross on the axis for each record whose
-    ``f"{run}_separated"[index]`` is false (see :func:`lowrank.experiments.mark_separation`).
+    ``f"{run}_separated"[index]`` is false (see :func:`lowrank.margin_study.mark_separation`).
 
     Parameters
     ----------
@@ -114,7 +141,7 @@ def plot_run_ratios(ax, xs, records, run: str, index: int = -1, **style) -> None
     xs : sequence of float
         One position per record.
     records : sequence of mapping
-        Sweep records (:func:`lowrank.experiments.margin_config`).
+        Sweep records (:func:`lowrank.margin_study.margin_config`).
     run : str
         ``"ce"``, ``"diff"``, ``"ngd_ce"`` or ``"ngd_diff"``.
     index : int, default -1
@@ -146,6 +173,102 @@ def plot_run_ratios(ax, xs, records, run: str, index: int = -1, **style) -> None
             if r.get(f"{run}_separated")]
     if have:
         mark_not_separated(ax, [x for x, _ in have], [ok for _, ok in have], color=style.get("color"))
+
+
+def plot_sweep_ratios(ax, xs, records, settings) -> None:
+    """The measured and predicted margin ratios of a sweep on one axis.
+
+    Draws the exact cross-entropy-limit prediction (``ratio_predicted``), plain gradient
+    descent on cross-entropy after every budget of ``settings["ce_steps"]`` (reds, light =
+    few steps), differential training after every budget of ``settings["diff_steps"]``
+    (blues) and, when ``settings["ngd_steps"]`` is not empty, normalized gradient descent
+    for both losses after its largest budget (:data:`NGD_STYLE`), each through
+    :func:`plot_run_ratios` (crosses where a run does not separate the data).
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    xs : sequence of float
+        One position per record.
+    records : sequence of mapping
+        Sweep records (:func:`lowrank.margin_study.margin_records`).
+    settings : mapping
+        ``ce_steps``, ``diff_steps`` and optionally ``ngd_steps``.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> recs = [{"ratio_predicted": 0.5, "ce_ratio": [0.3], "ce_separated": [True],
+    ...          "diff_ratio": [1.0], "diff_separated": [True]}]
+    >>> plot_sweep_ratios(ax, [1.0], recs, {"ce_steps": [10], "diff_steps": [10]})
+    >>> [line.get_label() for line in ax.lines]
+    ['predicted: exact CE-limit solver', 'GD cross-entropy, T=10', 'differential, T=10']
+    >>> plt.close(fig)
+    """
+    ce_colors = budget_colors(settings["ce_steps"])
+    diff_colors = budget_colors(settings["diff_steps"], cmap="Blues")
+    predicted = [float("nan") if r.get("ratio_predicted") is None else r["ratio_predicted"]
+                 for r in records]
+    ax.plot(xs, predicted, color=LOSS_COLORS["predicted"], lw=2.2, ls="--", marker="D", ms=4,
+            label="predicted: exact CE-limit solver")
+    for t_i, T in enumerate(settings["ce_steps"]):
+        plot_run_ratios(ax, xs, records, "ce", t_i, color=ce_colors[T], marker="o", ms=3.5, lw=1,
+                        label=f"GD cross-entropy, T={format_steps(T)}")
+    for t_i, T in enumerate(settings["diff_steps"]):
+        plot_run_ratios(ax, xs, records, "diff", t_i, color=diff_colors[T], marker="s", ms=3.5,
+                        lw=1, label=f"differential, T={format_steps(T)}")
+    if settings.get("ngd_steps"):
+        T = format_steps(settings["ngd_steps"][-1])
+        for loss, key, name in (("cross_entropy", "ce", "cross-entropy"),
+                                ("differential", "diff", "differential")):
+            plot_run_ratios(ax, xs, records, f"ngd_{key}", -1,
+                            label=f"normalized GD {name}, T={T}", **NGD_STYLE[loss])
+
+
+def figure_legend(fig, ax, records=(), runs=("ce", "diff", "ngd_ce", "ngd_diff"), **kwargs):
+    """One legend below the figure with the entries of ``ax``, and the cross where needed.
+
+    Adds the :func:`not_separated_handle` entry when a record has a ``<run>_separated``
+    flag that is false.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        A figure with ``layout="constrained"`` (the legend goes ``"outside lower center"``).
+    ax : matplotlib Axes
+        The axis whose labelled lines make the legend.
+    records : sequence of mapping, optional
+        Sweep records, checked for runs that do not separate the data.
+    runs : sequence of str
+        The run prefixes to check.
+    **kwargs
+        Passed to ``fig.legend`` (e.g. ``ncol``); ``fontsize`` 8 and no frame by default.
+
+    Returns
+    -------
+    matplotlib.legend.Legend
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(layout="constrained")
+    >>> _ = ax.plot([0, 1], [0, 1], label="GD")
+    >>> leg = figure_legend(fig, ax, [{"ce_separated": [True, False]}], ncol=2)
+    >>> [t.get_text() for t in leg.get_texts()][1] == NOT_SEPARATED_LABEL
+    True
+    >>> plt.close(fig)
+    """
+    handles, labels = ax.get_legend_handles_labels()
+    if any(not ok for r in records for run in runs for ok in r.get(f"{run}_separated") or []):
+        handles.append(not_separated_handle())
+        labels.append(NOT_SEPARATED_LABEL)
+    return fig.legend(handles, labels, **({"loc": "outside lower center", "fontsize": 8,
+                                           "frameon": False} | kwargs))
 
 
 def apply_style() -> None:

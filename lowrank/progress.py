@@ -1,42 +1,25 @@
-"""Progress bars that a caller can silence (tqdm)."""
+"""Progress bars that a caller can silence (tqdm).
+
+A caller hides one bar with ``quiet=True``; the environment hides them all with tqdm's own
+``TQDM_DISABLE=1`` (tqdm reads its ``TQDM_*`` variables as defaults), as the docs build and
+the tests do.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import TypeVar
 
 from tqdm.auto import tqdm
 
-__all__ = ["progress", "progress_disabled"]
+__all__ = ["progress"]
 
 T = TypeVar("T")
 
 
-def progress_disabled(quiet: bool = False) -> bool:
-    """Whether progress bars should be hidden.
-
-    Parameters
-    ----------
-    quiet : bool, default False
-        The caller's wish to be silent.
-
-    Returns
-    -------
-    bool
-        True if ``quiet`` or if ``LOWRANK_QUIET`` is set to anything but ``""``/``"0"``.
-
-    Examples
-    --------
-    >>> progress_disabled(quiet=True)
-    True
-    """
-    return bool(quiet) or os.environ.get("LOWRANK_QUIET", "") not in ("", "0")
-
-
 def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, quiet: bool = False,
              **kwargs) -> Iterable[T]:
-    """Wrap ``iterable`` in a tqdm bar unless ``quiet`` (or ``LOWRANK_QUIET``) is set.
+    """Wrap ``iterable`` in a tqdm bar unless ``quiet`` (or ``TQDM_DISABLE``) is set.
 
     Parameters
     ----------
@@ -47,7 +30,8 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, qu
     total : int, optional
         Length, when ``iterable`` has none.
     quiet : bool, default False
-        Hide the bar.
+        Hide the bar. Otherwise tqdm decides: ``TQDM_DISABLE=1`` in the environment hides
+        every bar.
     **kwargs
         Passed to :class:`tqdm.tqdm`.
 
@@ -61,5 +45,6 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, qu
     >>> list(progress(range(3), quiet=True))
     [0, 1, 2]
     """
-    return tqdm(iterable, desc=desc, total=total, disable=progress_disabled(quiet),
-                dynamic_ncols=True, leave=False, **kwargs)
+    if quiet:
+        kwargs["disable"] = True
+    return tqdm(iterable, desc=desc, total=total, dynamic_ncols=True, leave=False, **kwargs)

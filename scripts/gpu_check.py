@@ -36,16 +36,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from lowrank.cli import load_script  # noqa: E402
 from lowrank.device import device_info, resolve_device  # noqa: E402
 from lowrank.kernels import pairwise_logistic, resolve_backend, triton_available  # noqa: E402
-from lowrank.kernels._benchmark import (  # noqa: E402
-    NAIVE_MATRICES,
-    available_bytes,
-    make_scores,
-    peak_extra_memory_cuda,
-    step,
-    time_step,
-)
+
+_harness = load_script(ROOT / "tests" / "benchmarks" / "kernel_harness.py")
+NAIVE_MATRICES = _harness.NAIVE_MATRICES
+available_bytes = _harness.available_bytes
+make_scores = _harness.make_scores
+peak_extra_memory_cuda = _harness.peak_extra_memory_cuda
+step = _harness.step
+time_step = _harness.time_step
 
 SIZES = (64, 1024, 4096, 16384, 65536, 262144)
 BACKENDS = ("naive", "compile", "torch", "triton", "auto")

@@ -15,15 +15,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lowrank.cli import run_cli
-from lowrank.experiments import (
-    format_measurement,
-    make_data,
-    measure,
-    predicted_margins,
-    run_study,
-    study_mode,
-)
+from lowrank.cli import run_cli, run_study, study_mode
+from lowrank.margin_study import format_measurement, make_data, measure, predicted_margins
 from lowrank.plotting import LOSS_COLORS, apply_style, budget_colors, draw_boundary, format_steps, save_figure
 from lowrank.progress import progress
 from lowrank.theory.closed_form import line_pair_margins

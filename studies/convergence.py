@@ -23,17 +23,8 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 
-from lowrank.cli import run_cli
-from lowrank.experiments import (
-    NORMALIZED_LR,
-    ResultCache,
-    finite,
-    format_measurement,
-    run_configs,
-    run_study,
-    study_mode,
-    training_run,
-)
+from lowrank.cli import run_cli, run_study, study_mode
+from lowrank.margin_study import finite, format_measurement, training_run
 from lowrank.plotting import (
     LOSS_COLORS,
     NGD_STYLE,
@@ -43,6 +34,8 @@ from lowrank.plotting import (
     not_separated_handle,
     save_figure,
 )
+from lowrank.sweep import ResultCache, run_configs
+from lowrank.train import NORMALIZED_LR
 
 NAME = "convergence"
 STYLE = {("cross_entropy", "zeros"): dict(color=LOSS_COLORS["cross_entropy"], ls="-"),
@@ -136,6 +129,7 @@ def plot(res: dict, out_dir) -> list:
     apply_style()
     runs = res["runs"]
     keys = list(res["titles"])
+    any_unseparated = False
     fig, axes = plt.subplots(len(keys), 3, figsize=(15, 4.3 * len(keys)), layout="constrained",
                              squeeze=False)
     for i, key in enumerate(keys):
@@ -143,7 +137,7 @@ def plot(res: dict, out_dir) -> list:
         r0 = next(r for r in runs if r["dataset"] == key)
         top = r0["optimal_margin"]
         bottom = -0.1 * top  # the lower limit of the margin axis: crosses for "no margin"
-        any_unseparated = False
+        exact = False  # a run whose angle is exactly 0 (drawn at the floor)
         for r in (r for r in runs if r["dataset"] == key and r["reference"] == "prediction"):
             steps = np.asarray(r["history"]["step"], float)
             ok = steps > 0
@@ -154,8 +148,7 @@ def plot(res: dict, out_dir) -> list:
                 st = STYLE[(r["loss"], r["init"])]
                 lab = f"{LABEL[r['loss']]}, init {r['init']}"
             ang = np.maximum(np.asarray(finite(r["angle_deg"])), ANGLE_FLOOR)[ok]
-            if np.all(ang <= ANGLE_FLOOR):
-                lab += " (exactly 0: one difference vector)"
+            exact |= bool(np.all(ang <= ANGLE_FLOOR))
             lw = 2.2 if st["ls"] == ":" else 1.6
             ax_a.plot(steps[ok], ang, lw=lw, label=lab, **st)
             sep = np.asarray(_separated(r), bool)
@@ -164,26 +157,29 @@ def plot(res: dict, out_dir) -> list:
             mark_not_separated(ax_m, steps[ok], sep[ok], y=bottom, color=st["color"], ms=6,
                                mew=1.4)
             any_unseparated |= not sep[ok].all()
-        ax_m.axhline(r0["ce_limit_margin"], color=LOSS_COLORS["predicted"], ls=":", lw=2,
-                     label=f"predicted CE limit {r0['ce_limit_margin']:.4f}")
-        ax_m.axhline(r0["optimal_margin"], color=LOSS_COLORS["optimal"], ls=":", lw=2,
-                     label=f"optimal SVM {r0['optimal_margin']:.4f}")
+        for value, color, label in ((r0["ce_limit_margin"], LOSS_COLORS["predicted"],
+                                     "predicted CE limit"),
+                                    (r0["optimal_margin"], LOSS_COLORS["optimal"], "optimal SVM")):
+            ax_m.axhline(value, color=color, ls=":", lw=2, label=label)
+            ax_m.annotate(f"{label} {value:.4f}", (0.01, value), xycoords=("axes fraction", "data"),
+                          xytext=(0, 2), textcoords="offset points", va="bottom", fontsize=7.5,
+                          color=color)
         ax_m.set_ylim(bottom, 1.1 * top)
+        if exact:
+            ax_a.annotate("differential: angle exactly 0 (the classes differ by one vector), "
+                          f"drawn at {ANGLE_FLOOR:g}", (0.01, ANGLE_FLOOR),
+                          xycoords=("axes fraction", "data"), xytext=(0, 3),
+                          textcoords="offset points", va="bottom", fontsize=7.5,
+                          color=LOSS_COLORS["differential"])
         for ax in (ax_a, ax_m):
             ax.set_xscale("log")
             ax.set_xlabel("gradient steps t")
         ax_a.set_yscale("log")
-        ax_a.set_ylabel(f"angle to the predicted direction (degrees, floor {ANGLE_FLOOR:g})")
+        ax_a.set_ylabel("angle to the predicted direction (degrees)")
         ax_a.set_title(f"{res['titles'][key]}\nangle: CE → CE limit, differential → optimal SVM",
                        fontsize=9.5)
         ax_m.set_ylabel("geometric margin")
         ax_m.set_title("margin approaching its prediction", fontsize=9.5)
-        ax_a.legend(fontsize=8)
-        handles, labels = ax_m.get_legend_handles_labels()
-        if any_unseparated:
-            handles.append(not_separated_handle())
-            labels.append("$\\times$ at the bottom: not separated at that step (no margin)")
-        ax_m.legend(handles, labels, fontsize=7.5, loc="lower right")
         for r in (r for r in runs if r["dataset"] == key and r["reference"] == "frozen"):
             st = STYLE[(r["loss"], r["init"])]
             steps = np.asarray(r["history"]["step"], float)
@@ -197,11 +193,21 @@ def plot(res: dict, out_dir) -> list:
         ax_f.set_yscale("log")
         ax_f.set_xlabel("gradient steps t")
         ax_f.set_ylabel("size")
+        # ticks at 1, 2 and 5 times the powers of ten: a panel spanning less than a decade
+        # still has several labels
+        ax_f.yaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax_f.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
         ax_f.yaxis.set_minor_formatter(mticker.NullFormatter())
         ax_f.set_title("random init: the part of $w(0)$ outside the update span never moves",
                        fontsize=9.5)
-        ax_f.legend(fontsize=7.5)
+        ax_f.legend(fontsize=7.5, loc="upper left")
+    # one legend for the angle and margin panels of every row, below the figure
+    handles, labels = axes[0, 1].get_legend_handles_labels()
+    if any_unseparated:
+        handles.append(not_separated_handle())
+        labels.append("$\\times$ at the bottom of a margin panel: not separated at that step "
+                      "(no margin)")
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     title = (f"Convergence in direction over {format_steps(res['settings']['steps'])} steps "
              "of gradient descent")
     if res["settings"].get("ngd_steps"):

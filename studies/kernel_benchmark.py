@@ -19,7 +19,7 @@ or let the script run the benchmarks first (``--run``; ``--quick`` restricts
 them to P = N in {1024, 4096}). ``--run`` uses pytest-benchmark when it is
 installed (except with ``--quick``, as ``studies/run_all.py --quick`` runs it) and
 otherwise times the steps itself
-(:func:`lowrank.kernels._benchmark.run_benchmarks`, the same steps and
+(``run_benchmarks`` of ``tests/benchmarks/kernel_harness.py``, the same steps and
 statistics); ``--timer`` forces one or the other.
 """
 
@@ -32,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lowrank.cli import study_parser
+from lowrank.cli import run_cli, study_parser
 from lowrank.device import add_device_argument, resolve_device
 from lowrank.io import save_csv, save_json
 
@@ -73,7 +73,7 @@ def run_benchmarks(raw: Path, quick: bool, seed: int, timer: str = "auto",
 
     ``timer="pytest"`` runs the pytest-benchmark suite in a subprocess,
     ``"builtin"`` times the same steps in this process
-    (:func:`lowrank.kernels._benchmark.run_benchmarks`), ``"auto"`` picks pytest
+    (``run_benchmarks`` of ``tests/benchmarks/kernel_harness.py``), ``"auto"`` picks pytest
     when pytest-benchmark is installed, except for ``quick`` runs and a subset of
     ``backends``.
     """
@@ -91,7 +91,9 @@ def run_benchmarks(raw: Path, quick: bool, seed: int, timer: str = "auto",
         print("running:", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT, env=env)
         return timer
-    from lowrank.kernels import _benchmark
+    from lowrank.cli import load_script
+
+    _benchmark = load_script(ROOT / "tests" / "benchmarks" / "kernel_harness.py")
 
     print(f"timing {backends or list(_benchmark.BENCH_BACKENDS)} at P = N in {size_list} on "
           f"{dev} (built-in timer)", flush=True)
@@ -325,4 +327,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -28,51 +28,36 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lowrank.cli import run_cli
-from lowrank.experiments import (
-    NORMALIZED_LR,
-    RUN_PREFIXES,
-    finite,
-    format_measurement,
-    line_pair_ratio,
+from lowrank.cli import run_cli, run_study, study_mode
+from lowrank.margin_study import (
     mark_separation,
+    ratio_summary,
     record_rows,
-    run_study,
-    study_mode,
     sweep_records,
+    sweep_settings,
 )
 from lowrank.plotting import (
     LOSS_COLORS,
-    NGD_STYLE,
-    NOT_SEPARATED_LABEL,
     apply_style,
-    budget_colors,
-    format_steps,
-    not_separated_handle,
-    plot_run_ratios,
+    figure_legend,
+    plot_sweep_ratios,
     save_figure,
 )
+from lowrank.theory import line_pair_ratio
 
 NAME = "margin_vs_offset"
 FIXED_CENTER = 4.0
 
 
 def settings(args) -> dict:
-    """Sizes and budgets of each mode."""
-    if args.tiny:
-        return {"dim": 10, "n_per_class": 8, "ranks": [1, 3], "ce_steps": [10, 100, 1000],
-                "diff_steps": [1000], "offsets_a": [0.0, 2.0], "offsets_b": [0.0, 1.0],
-                "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
-    if args.quick:
-        return {"dim": 50, "n_per_class": 25, "ranks": [1, 2, 5],
-                "ce_steps": [100, 1000, 10_000], "diff_steps": [1000, 10_000],
-                "offsets_a": [0.0, 1.0, 3.0, 8.0], "offsets_b": [0.0, 0.5, 1.0, 4.0],
-                "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
-    return {"dim": 100, "n_per_class": 50, "ranks": [1, 2, 5, 10],
-            "ce_steps": [100, 1000, 10_000, 100_000], "diff_steps": [1000, 10_000, 100_000],
-            "offsets_a": [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0],
-            "offsets_b": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
-            "ngd_steps": [1000, 10_000], "ngd_lr": NORMALIZED_LR}
+    """Sizes and budgets of each mode: the shared sweep settings, the ranks and the offsets."""
+    sweeps = {"tiny": {"ranks": [1, 3], "offsets_a": [0.0, 2.0], "offsets_b": [0.0, 1.0]},
+              "quick": {"ranks": [1, 2, 5], "offsets_a": [0.0, 1.0, 3.0, 8.0],
+                        "offsets_b": [0.0, 0.5, 1.0, 4.0]},
+              "full": {"ranks": [1, 2, 5, 10], "offsets_a": [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0],
+                       "offsets_b": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]}}
+    mode = study_mode(args)
+    return {**sweep_settings(mode), **sweeps[mode]}
 
 
 def configs(st: dict, seed: int) -> list[dict]:
@@ -114,17 +99,6 @@ def _series(recs, sweep, match):
     return np.asarray(xs, dtype=float), rs
 
 
-def _plot_ngd(ax, xs, rs, st) -> None:
-    """Normalized gradient descent after its largest budget: hollow markers, dotted lines."""
-    if not st.get("ngd_steps"):
-        return
-    T = format_steps(st["ngd_steps"][-1])
-    for loss, key, name in (("cross_entropy", "ce", "cross-entropy"),
-                            ("differential", "diff", "differential")):
-        plot_run_ratios(ax, xs, rs, f"ngd_{key}", -1, label=f"normalized GD {name}, T={T}",
-                  **NGD_STYLE[loss])
-
-
 def plot(res: dict, out_dir) -> list:
     """Draw the figure from the results dict."""
     apply_style()
@@ -136,8 +110,6 @@ def plot(res: dict, out_dir) -> list:
     sweeps = [("translation", "(a) data translated along $(e+n)/\\sqrt{2}$: offset = centre"),
               ("height", f"(b) fixed centre {res['fixed_center']:g}: subspace moved off the "
                          "origin")]
-    cols = budget_colors(st["ce_steps"])
-    dcol = budget_colors(st["diff_steps"], cmap="Blues")
     fig = plt.figure(figsize=(3.0 * len(panels), 7.6), layout="constrained")
     subfigs = fig.subfigures(2, 1, hspace=0.04)
     first = None
@@ -155,46 +127,33 @@ def plot(res: dict, out_dir) -> list:
             cfy = [line_pair_ratio(x if sweep == "translation" else center, x) for x in fine]
             ax.plot(fine, cfy, color="0.35", lw=1.2, ls="-" if j == 0 else ":",
                     label="sympy closed form (two points; exact in the first column)")
-            ax.plot(xs, finite(r["ratio_predicted"] for r in rs), color=LOSS_COLORS["predicted"],
-                    lw=2.2, ls="--", marker="D", ms=4, label="predicted: exact CE-limit solver")
-            for t_i, T in enumerate(st["ce_steps"]):
-                plot_run_ratios(ax, xs, rs, "ce", t_i, color=cols[T], marker="o", ms=3.5, lw=1,
-                          label=f"GD cross-entropy, T={format_steps(T)}")
-            for t_i, T in enumerate(st["diff_steps"]):
-                plot_run_ratios(ax, xs, rs, "diff", t_i, color=dcol[T], marker="s", ms=3.5, lw=1,
-                          label=f"differential, T={format_steps(T)}")
-            _plot_ngd(ax, xs, rs, st)
+            plot_sweep_ratios(ax, xs, rs, st)
             ax.axhline(1.0, color=LOSS_COLORS["optimal"], lw=1.2, alpha=0.7,
                        label="optimal SVM (ratio 1)")
+            xlabel = "offset $c$ of the subspace"
             if sweep == "height":
                 ax.set_xscale("symlog", linthresh=1.0, linscale=1.0)
                 ticks = [t for t in (0, 0.5, 1, 2, 4, 8) if t <= xs.max()]
                 ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+                ax.set_xlim(right=xs.max() * 1.5)  # the last markers whole, not cut by the edge
+                xlabel += "\n(axis linear up to 1, logarithmic above)"
             ax.set_title(title, fontsize=9)
-            ax.set_xlabel("offset $c$ of the subspace", fontsize=8.5)
+            ax.set_xlabel(xlabel, fontsize=8.5)
             ax.set_ylim(0, 1.05)
             if j == 0:
                 ax.set_ylabel("margin / optimal margin")
-    handles, labels = first.get_legend_handles_labels()
-    if any(not ok for r in recs for run in RUN_PREFIXES for ok in r.get(f"{run}_separated", [])):
-        handles.append(not_separated_handle())
-        labels.append(NOT_SEPARATED_LABEL)
-    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    figure_legend(fig, first, recs, ncol=4)
     return save_figure(fig, out_dir, NAME)
 
 
 def report(res: dict):
     """One line per configuration: measured against predicted."""
-    nan = [float("nan")]
     for r in map(mark_separation, res["records"]):
         k = r.get("rank", "2pt")
         off = r.get("offset", r.get("c"))
         yield (f"{r['sweep']:11s} k={k!s:3s} offset={off:<5g} predicted "
                f"{r['ratio_predicted']:.4f} closed-form {r['closed_form_ratio']:.4f} "
-               f"GD {format_measurement(r.get('ce_ratio', nan)[-1])} "
-               f"differential {format_measurement(r.get('diff_ratio', nan)[-1])} | normalized GD "
-               f"{format_measurement(r.get('ngd_ce_ratio', nan)[-1])} "
-               f"differential {format_measurement(r.get('ngd_diff_ratio', nan)[-1])}")
+               f"{ratio_summary(r)}")
 
 
 def main(argv=None) -> dict:

@@ -21,30 +21,26 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lowrank.cli import run_cli
-from lowrank.experiments import (
-    NORMALIZED_LR,
-    RUN_PREFIXES,
+from lowrank.cli import run_cli, run_study, study_mode
+from lowrank.margin_study import (
     finite,
-    format_measurement,
-    line_pair_ratio,
     mark_separation,
+    ratio_summary,
     record_rows,
-    run_study,
-    study_mode,
     sweep_records,
+    sweep_settings,
 )
 from lowrank.plotting import (
     LOSS_COLORS,
     NGD_STYLE,
-    NOT_SEPARATED_LABEL,
     apply_style,
     budget_colors,
+    figure_legend,
     format_steps,
-    not_separated_handle,
-    plot_run_ratios,
+    plot_sweep_ratios,
     save_figure,
 )
+from lowrank.theory import line_pair_ratio
 
 NAME = "margin_vs_rank"
 OFFSET, CENTER = 1.0, 4.0
@@ -52,19 +48,13 @@ NGD = (("cross_entropy", "ce", "cross-entropy"), ("differential", "diff", "diffe
 
 
 def settings(args) -> dict:
-    """Sizes and budgets of each mode."""
-    if args.tiny:
-        return {"dim": 10, "n_per_class": 8, "ranks": [1, 3, 9], "noise_rank": 2,
-                "noises": [0.0, 0.3], "ce_steps": [10, 100, 1000], "diff_steps": [1000],
-                "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
-    if args.quick:
-        return {"dim": 50, "n_per_class": 25, "ranks": [1, 2, 5, 20, 49], "noise_rank": 2,
-                "noises": [0.0, 0.03, 0.3, 3.0], "ce_steps": [100, 1000, 10_000],
-                "diff_steps": [1000, 10_000], "ngd_steps": [2000], "ngd_lr": NORMALIZED_LR}
-    return {"dim": 100, "n_per_class": 50, "ranks": [1, 2, 5, 10, 20, 50, 99], "noise_rank": 2,
-            "noises": [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
-            "ce_steps": [100, 1000, 10_000, 100_000], "diff_steps": [1000, 10_000, 100_000],
-            "ngd_steps": [1000, 10_000], "ngd_lr": NORMALIZED_LR}
+    """Sizes and budgets of each mode: the shared sweep settings, the ranks and the noises."""
+    sweeps = {"tiny": {"ranks": [1, 3, 9], "noises": [0.0, 0.3]},
+              "quick": {"ranks": [1, 2, 5, 20, 49], "noises": [0.0, 0.03, 0.3, 3.0]},
+              "full": {"ranks": [1, 2, 5, 10, 20, 50, 99],
+                       "noises": [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]}}
+    mode = study_mode(args)
+    return {**sweep_settings(mode), "noise_rank": 2, **sweeps[mode]}
 
 
 def configs(st: dict, seed: int) -> list[dict]:
@@ -114,19 +104,8 @@ def plot(res: dict, out_dir) -> list:
                    label="sympy closed form, two points at the same offset/centre")
         ax.axhline(1.0, color=LOSS_COLORS["optimal"], lw=1.2, alpha=0.7,
                    label="optimal SVM (ratio 1)")
-        ax.plot(xs, finite(r["ratio_predicted"] for r in rs), color=LOSS_COLORS["predicted"],
-                lw=2.2, ls="--", marker="D", ms=4, label="predicted: exact CE-limit solver")
-        for t_i, T in enumerate(st["ce_steps"]):
-            plot_run_ratios(ax, xs, rs, "ce", t_i, color=cols[T], marker="o", ms=3.5, lw=1,
-                      label=f"GD cross-entropy, T={format_steps(T)}")
-        for t_i, T in enumerate(st["diff_steps"]):
-            plot_run_ratios(ax, xs, rs, "diff", t_i, color=dcol[T], marker="s", ms=3.5, lw=1,
-                      label=f"differential, T={format_steps(T)}")
+        plot_sweep_ratios(ax, xs, rs, st)
         ngd = format_steps(st["ngd_steps"][-1]) if st.get("ngd_steps") else None
-        for loss, key, lname in NGD:
-            if ngd:
-                plot_run_ratios(ax, xs, rs, f"ngd_{key}", -1, label=f"normalized GD {lname}, T={ngd}",
-                          **NGD_STYLE[loss])
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("margin / optimal margin")
         ax.set_title(title, fontsize=10)
@@ -147,34 +126,27 @@ def plot(res: dict, out_dir) -> list:
                          label=f"normalized GD {lname}, T={ngd}", **NGD_STYLE[loss])
         axt.set_ylim(-0.03, 1.03)
         axt.set_ylabel("fraction of $w$ orthogonal to the subspace")
-        axt.set_xlabel(xlabel)
         if sweep == "rank":
             ax.set_xscale("log")
             ticks = [int(k) for k in xs]
             axt.set_xticks(ticks, [str(k) for k in ticks])
+            axt.set_xlabel(f"{xlabel}\n(logarithmic axis)")
         else:
             ax.set_xscale("symlog", linthresh=0.01, linscale=0.5)
             ax.set_xlim(-0.002, xs.max() * 1.4)
             axt.set_xticks(list(xs), [f"{s:g}" for s in xs])
             axt.tick_params(axis="x", labelsize=8)
-        axt.legend(fontsize=7.5, loc="best")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    if any(not ok for r in recs for run in RUN_PREFIXES for ok in r.get(f"{run}_separated", [])):
-        handles.append(not_separated_handle())
-        labels.append(NOT_SEPARATED_LABEL)
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+            axt.set_xlabel(f"{xlabel}\n(axis linear up to 0.01, logarithmic above)")
+        axt.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(0.0, 0.86))  # between the curves
+    figure_legend(fig, axes[0, 0], recs, ncol=3)
     return save_figure(fig, out_dir, NAME)
 
 
 def report(res: dict):
     """One line per configuration: measured against predicted."""
-    nan = [float("nan")]
     for r in map(mark_separation, res["records"]):
         yield (f"{r['sweep']:5s} k={r['rank']:<3d} noise={r['noise']:<5g} predicted "
-               f"{r['ratio_predicted']:.4f} GD {format_measurement(r.get('ce_ratio', nan)[-1])} "
-               f"differential {format_measurement(r.get('diff_ratio', nan)[-1])} | normalized GD "
-               f"{format_measurement(r.get('ngd_ce_ratio', nan)[-1])} differential "
-               f"{format_measurement(r.get('ngd_diff_ratio', nan)[-1])} | "
+               f"{r['ratio_predicted']:.4f} {ratio_summary(r)} | "
                f"tilt(CE limit) {r.get('ce_limit_tilt', float('nan')):.3f}")
 
 

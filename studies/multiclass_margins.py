@@ -22,9 +22,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lowrank.cli import run_cli
-from lowrank.experiments import ResultCache, finite, record_rows, run_configs, run_study, study_mode
-from lowrank.experiments_multiclass import multiclass_margin_config
+from lowrank.cli import run_cli, run_study, study_mode
+from lowrank.margin_study import finite, multiclass_margin_config, record_rows
 from lowrank.plotting import (
     LOSS_COLORS,
     NGD_STYLE,
@@ -33,6 +32,7 @@ from lowrank.plotting import (
     format_steps,
     save_figure,
 )
+from lowrank.sweep import ResultCache, run_configs
 
 NAME = "multiclass_margins"
 

@@ -16,7 +16,6 @@ and are run on their own (see figures/README.md). Timings go to ``run_all.json``
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import time
@@ -27,19 +26,12 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from lowrank.experiments import study_arguments  # noqa: E402
+from lowrank.cli import load_script, study_arguments  # noqa: E402
 from lowrank.io import load_json, save_json  # noqa: E402
+from lowrank.plotting import use_file_backend  # noqa: E402
 
 SYNTHETIC = ["boundary_2d", "margin_vs_offset", "margin_vs_rank", "convergence"]
 EXTERNAL = ["kernel_benchmark"]
-
-
-def load_study(name: str):
-    """Import ``studies/<name>.py`` as a module."""
-    spec = importlib.util.spec_from_file_location(f"studies_{name}", HERE / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def main(argv=None) -> dict:
@@ -68,7 +60,7 @@ def main(argv=None) -> dict:
         print(f"[run_all] {name} ...", flush=True)
         if name in SYNTHETIC:
             try:
-                load_study(name).main(ours)
+                load_script(script).main(ours)
                 status = "ok"
             except Exception as err:  # one study's failure must not hide the others' results
                 traceback.print_exc()
@@ -110,4 +102,5 @@ def cli(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    use_file_backend()
     sys.exit(cli())

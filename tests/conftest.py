@@ -1,4 +1,4 @@
-"""Shared fixtures: the ``device`` fixture and a check that the library names its devices.
+"""Shared fixtures: devices, kernel backends, seeded generators, explicit-device check.
 
 ``device``
     Parametrises a test over ``cpu`` (always) and ``cuda`` (marked ``gpu``;
@@ -10,13 +10,29 @@
     naming its device: on a CPU-only machine this catches the tensors that
     would silently land on the CPU next to CUDA data (the ``energy_rank``
     failure on a GPU), without a GPU.
+``backend``
+    Parametrises a test over the backends of :func:`lowrank.kernels.pairwise_logistic`
+    that this machine can run (the model is POT's ``nx`` fixture): ``naive`` and
+    ``torch`` on the CPU, and ``triton`` on CUDA tensors (``triton-cuda``) or, without a
+    GPU, on CPU tensors under the Triton interpreter (``triton-interpreter``); skipped
+    where triton is not installed. A test may narrow the list with
+    ``@pytest.mark.parametrize("backend", ["torch", "triton"], indirect=True)``.
+``rng``
+    A fresh ``torch.Generator`` seeded with 0: every test draws the same numbers whatever
+    ran before it.
+
+The interpreter must be switched on (``TRITON_INTERPRET=1``) before triton is first
+imported: :func:`pytest_configure` does it, before any test module is imported, when
+triton is installed and no CUDA device is present. Nothing is set at import time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -31,10 +47,74 @@ DEVICES = [
 ]
 
 
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+
+
+def pytest_configure(config) -> None:
+    """Triton under its interpreter where no CUDA device is present; figures drawn with Agg."""
+    os.environ.setdefault("MPLBACKEND", "Agg")  # read when matplotlib is first imported
+    if HAS_TRITON and not CUDA and "triton" not in sys.modules:
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
 @pytest.fixture(params=DEVICES)
 def device(request) -> torch.device:
     """``torch.device("cpu")``, and ``torch.device("cuda")`` when a GPU is present."""
     return torch.device(request.param)
+
+
+def triton_mode() -> str:
+    """How the Triton backend runs here: ``"cuda"``, ``"interpreter"`` or ``"none"``.
+
+    ``"none"`` where triton is not installed, or where it was imported in compiled mode
+    on a machine without CUDA (the interpreter can then no longer be switched on).
+    """
+    if not HAS_TRITON:
+        return "none"
+    if CUDA:
+        return "cuda"
+    from triton.language import standard
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return "interpreter" if isinstance(standard.sum, InterpretedFunction) else "none"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A backend of :func:`lowrank.kernels.pairwise_logistic` and the device of its inputs."""
+
+    name: str
+    device: torch.device
+
+    def put(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The tensors on this backend's device."""
+        return tuple(t.to(self.device) for t in tensors)
+
+
+BACKENDS = ["naive", "torch", "triton"]
+
+
+def _backend_id(name: str) -> str:
+    return f"triton-{'cuda' if CUDA else 'interpreter'}" if name == "triton" else name
+
+
+@pytest.fixture(params=BACKENDS, ids=_backend_id)
+def backend(request) -> Backend:
+    """Each backend this machine can run, with the device its inputs go to."""
+    if request.param != "triton":
+        return Backend(request.param, torch.device("cpu"))
+    mode = triton_mode()
+    if mode == "none":
+        pytest.skip("triton is not installed" if not HAS_TRITON else
+                    "triton was imported in compiled mode without a CUDA device: run pytest "
+                    "in a fresh process so that conftest switches the interpreter on")
+    return Backend("triton", torch.device("cuda" if mode == "cuda" else "cpu"))
+
+
+@pytest.fixture
+def rng() -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with 0."""
+    return torch.Generator().manual_seed(0)
 
 
 #: Factories that put a new tensor on the default device unless told otherwise.

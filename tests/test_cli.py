@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 import subprocess
@@ -11,18 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from lowrank.cli import default_out, run_cli, study_parser
-from lowrank.experiments import ResultCache, run_configs, run_study, study_arguments
+from lowrank.cli import default_out, load_script, run_cli, run_study, study_arguments, study_parser
 from lowrank.io import save_csv, save_json, save_torch
+from lowrank.sweep import ResultCache, run_configs
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"studies_cli_{name}", STUDIES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(STUDIES / f"{name}.py")
 
 
 def test_default_out_is_runs_study_not_figures():
@@ -111,14 +107,14 @@ def test_cache_hit_says_so(tmp_path, capsys):
 
 def test_run_all_fails_loudly_when_a_study_fails(tmp_path, monkeypatch, capsys):
     run_all = _load("run_all")
-    real = run_all.load_study
+    real = run_all.load_script
 
-    def broken(name):
-        if name == "boundary_2d":
+    def broken(path):
+        if Path(path).stem == "boundary_2d":
             raise RuntimeError("boom")
-        return real(name)
+        return real(path)
 
-    monkeypatch.setattr(run_all, "load_study", broken)
+    monkeypatch.setattr(run_all, "load_script", broken)
     code = run_all.cli(["--tiny", "--quiet", "--jobs", "1", "--out", str(tmp_path),
                         "--only", "boundary_2d"])
     assert code == 1

@@ -196,7 +196,7 @@ def _doctest_module_of(name: str) -> str:
 
 @pytest.mark.parametrize("modname", MODULES)
 def test_docstring_examples_run(modname, monkeypatch, capsys):
-    monkeypatch.setenv("LOWRANK_QUIET", "1")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
     failing, report = _failing_doctests(modname)
     known = {n for n in KNOWN_FAILING_EXAMPLES if _doctest_module_of(n) == modname}
     new = sorted(failing - known)
@@ -215,7 +215,7 @@ _PAGES = [ROOT / "README.md"] + sorted(p for p in DOCS.rglob("*.md")
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_examples_print_what_the_page_says(page, monkeypatch, capsys):
     """The pycon blocks of a page run as one doctest session, outputs compared."""
-    monkeypatch.setenv("LOWRANK_QUIET", "1")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
     source = "\n".join(_PYCON.findall(page.read_text("utf-8")))
     test = doctest.DocTestParser().get_doctest(source, {}, page.name, str(page), 0)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
@@ -249,7 +249,7 @@ def test_cifar10_tutorial_runs(tmp_path, monkeypatch):
         assert old in code, f"the tutorial no longer contains {old!r}"
         code = code.replace(old, new)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LOWRANK_QUIET", "1")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
     namespace = {"MANIFEST": manifest, "__name__": "tutorial"}
     exec(compile(code, "docs/tutorials/cifar10.md", "exec"), namespace)  # noqa: S102
     assert set(namespace["results"]) == {"cross_entropy", "differential"}

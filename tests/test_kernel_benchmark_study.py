@@ -3,23 +3,21 @@ peer and the sizes where a backend cannot run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from lowrank.kernels import _benchmark
+from lowrank.cli import load_script
 
-STUDY = Path(__file__).resolve().parent.parent / "studies" / "kernel_benchmark.py"
+ROOT = Path(__file__).resolve().parent.parent
+STUDY = ROOT / "studies" / "kernel_benchmark.py"
+_benchmark = load_script(ROOT / "tests" / "benchmarks" / "kernel_harness.py")
 
 
 def _study():
-    spec = importlib.util.spec_from_file_location("studies_kernel_benchmark", STUDY)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(STUDY)
 
 
 def test_time_step_counts_rounds_and_respects_min_seconds():
@@ -45,7 +43,7 @@ def test_builtin_timer_without_pytest_benchmark(tmp_path, monkeypatch):
     res = study.main(["--run", "--sizes", "16,40", "--backends", "naive", "torch", "triton",
                       "--no-memory", "--device", "cpu", "--quiet", "--out", str(tmp_path)])
     raw = json.loads((tmp_path / "kernel_benchmark.raw.json").read_text())
-    assert raw["timer"].startswith("lowrank.kernels._benchmark")
+    assert raw["timer"].startswith("kernel_harness")
     assert {b["extra_info"]["backend"] for b in raw["benchmarks"]} == {"naive", "torch"}
     rows = {(r["backend"], r["P"]): r for r in res["rows"]}
     assert set(rows) == {("naive", 16), ("naive", 40), ("torch", 16), ("torch", 40)}

@@ -12,11 +12,12 @@ Claims checked (C = 3 and 5 classes in a 2-dimensional subspace of R^6, offsets 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from lowrank.cli import load_script
 
 STUDY = Path(__file__).resolve().parent.parent / "studies" / "multiclass_margins.py"
 
@@ -24,9 +25,7 @@ STUDY = Path(__file__).resolve().parent.parent / "studies" / "multiclass_margins
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("multiclass_margins")
-    spec = importlib.util.spec_from_file_location("studies_multiclass_margins", STUDY)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(STUDY)
     res = mod.main(["--tiny", "--quiet", "--jobs", "1", "--out", str(out)])
     return out, res
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import importlib.util
 import math
 import subprocess
 import sys
@@ -25,21 +24,14 @@ import numpy as np
 import pytest
 import torch
 
-from lowrank.experiments import (
-    NORMALIZED_LR,
-    ResultCache,
-    config_key,
-    default_lr,
-    flatten_record,
-    line_pair_ratio,
-    margin_config,
-    margin_records,
-    mark_separation,
-    run_configs,
-    span_complement,
-)
+from lowrank.analysis.margins import span_complement
+from lowrank.cli import load_script
 from lowrank.io import load_json, save_csv
+from lowrank.margin_study import flatten_record, margin_config, margin_records, mark_separation
 from lowrank.plotting import NOT_SEPARATED_LABEL
+from lowrank.sweep import ResultCache, config_key, run_configs
+from lowrank.theory import line_pair_ratio
+from lowrank.train import NORMALIZED_LR, default_lr
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 NAMES = ["boundary_2d", "margin_vs_offset", "margin_vs_rank", "convergence"]
@@ -55,10 +47,7 @@ NGD_CE_CLOSE = 0.06
 
 
 def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"studies_{name}", STUDIES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(STUDIES / f"{name}.py")
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from .._validation import check_matrix, check_same_length, check_vector, signed_labels
 
-__all__ = ["geometric_margin", "SubspaceSplit", "subspace_split", "cosine", "angle_between"]
+__all__ = ["geometric_margin", "SubspaceSplit", "subspace_split", "cosine", "angle_between",
+           "separated_margins", "span_complement"]
 
 
 def geometric_margin(w, b: float, X, y) -> float:
@@ -176,3 +179,56 @@ def angle_between(u, v, degrees: bool = False) -> float:
     # atan2(|a - b|, |a + b|) * 2 is accurate for tiny and near-pi angles alike
     ang = 2.0 * math.atan2(float(torch.linalg.vector_norm(a - b)), float(torch.linalg.vector_norm(a + b)))
     return math.degrees(ang) if degrees else ang
+
+
+def separated_margins(margins: Iterable[float]) -> tuple[list[float | None], list[bool]]:
+    """Margins of the runs that separate the training data, ``None`` for the others.
+
+    A weight vector whose signed geometric margin is not positive (some training point on
+    the wrong side or on the boundary, or ``w = 0``) has no margin: reporting its negative
+    number as a margin would be wrong, so it becomes ``None`` (JSON ``null``) and its flag
+    ``False``.
+
+    Parameters
+    ----------
+    margins : iterable of float
+        Signed geometric margins (NaN allowed).
+
+    Returns
+    -------
+    (list of float or None, list of bool)
+        The margins with ``None`` where not separated, and the ``separated`` flags.
+
+    Examples
+    --------
+    >>> separated_margins([-0.5, 0.0, 0.25, float("nan")])
+    ([None, None, 0.25, None], [False, False, True, False])
+    """
+    margins = list(margins)
+    flags = [bool(m is not None and m > 0) for m in margins]
+    return [float(m) if ok else None for m, ok in zip(margins, flags, strict=True)], flags
+
+
+def span_complement(M: np.ndarray, tol: float = 1e-10) -> np.ndarray:
+    """Orthonormal basis (columns) of the orthogonal complement of the row space of ``M``.
+
+    Parameters
+    ----------
+    M : numpy.ndarray, shape (m, d)
+        Rows spanning a subspace of R^d.
+    tol : float, default 1e-10
+        Singular values below ``tol`` times the largest count as zero (rank cut-off).
+
+    Returns
+    -------
+    numpy.ndarray, shape (d, d - rank(M))
+        Orthonormal columns orthogonal to every row of ``M``.
+
+    Examples
+    --------
+    >>> span_complement(np.array([[1.0, 0.0, 0.0]])).shape
+    (3, 2)
+    """
+    _, s, vt = np.linalg.svd(M, full_matrices=True)
+    r = int((s > tol * max(s.max(), 1e-300)).sum()) if s.size else 0
+    return vt[r:].T

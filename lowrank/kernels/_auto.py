@@ -7,23 +7,20 @@ broadcast only where its ``P x N`` matrices are small (a few MiB), the fused
 paths everywhere else.
 
 CPU (:data:`CPU_TABLE`)
-    Measured on the 2-core CPU dev machine (torch 2.13.0, 1 and 2 threads,
-    median step time, 2026-11-26; see ``docs/benchmarks.md``): naive 0.08 ms vs
-    chunked torch 0.21 ms at P = N = 64, 0.27 vs 0.37 ms at 256, 0.49 vs 0.51 ms
-    at 362, 1.7 vs 0.93 ms at 512, 6.8 vs 3.3 ms at 1,024. The crossover is at
-    about ``2**17`` pairs; naive then holds three 0.5 MiB matrices.
-    ``torch.compile`` of the naive expression was 11% faster than chunked torch
-    at P = N = 1,024 only (2.44 vs 2.75 ms), slower elsewhere, and its first call
-    compiles for 32 s: ``auto`` does not use it (ask for ``backend="compile"``).
+    The crossover between the naive broadcast and the chunked torch fallback measured
+    on a CPU; ``torch.compile`` of the naive expression is not used (it won only near
+    one size and its first call compiles for tens of seconds; ask for
+    ``backend="compile"``).
 CUDA (:data:`CUDA_TABLE`, when triton imports and the dtype is a Triton dtype)
-    From the H200 measurements at commit 44be576 (``docs/benchmarks.md``, GPU
-    section): naive 0.302 ms vs triton 0.526 ms (compiled 0.329) at P = N = 4,096,
-    but triton 0.772 ms vs naive 3.81 ms (compiled 2.15) at 16,384. Those triton
-    times include the host overhead that this version removes (a device
-    synchronisation per call), so the crossover is an upper bound;
+    The crossover between the naive broadcast and the Triton kernel measured on a GPU,
+    an upper bound (measured with a host overhead that this version removes);
     ``scripts/gpu_check.py`` measures it again and prints the table to put here.
 Other devices, and float64 on CUDA
     ``"naive"`` up to the CPU crossover, ``"torch"`` beyond (no measurement).
+
+The measurements behind both tables (machines, dates, times per size) are on the
+benchmarks page, ``docs/benchmarks.md``; they change with the hardware, so they are kept
+there rather than here.
 
 :func:`lowrank.kernels.pairwise_logistic` applies one more rule: it takes the
 naive broadcast only where its three ``P x N`` matrices fit in

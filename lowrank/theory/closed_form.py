@@ -36,7 +36,8 @@ from functools import cache, cached_property
 import mpmath
 import sympy as sp
 
-__all__ = ["ActiveSetCase", "ClosedFormMargins", "line_pair_margins", "two_point_margins"]
+__all__ = ["ActiveSetCase", "ClosedFormMargins", "line_pair_margins", "two_point_margins",
+           "line_pair_ratio"]
 
 
 @dataclass(frozen=True)
@@ -308,3 +309,30 @@ def two_point_margins() -> ClosedFormMargins:
     opt = sp.sqrt((q - p).dot(q - p)) / 2
     return ClosedFormMargins(symbols=(p1, p2, q1, q2), optimal_margin=opt, cases=cases,
                              domain=sp.Gt((q - p).dot(q - p), 0), domain_text="p != q (distinct points)")
+
+
+def line_pair_ratio(center: float, offset: float) -> float:
+    """Closed-form ratio (cross-entropy limit / optimal margin) of two points on a line.
+
+    For ``(a, c) -> -1`` and ``(a + 2g, c) -> +1`` the ratio depends only on the midpoint
+    ``m = a + g`` (here ``center``) and the height ``c`` (here ``offset``):
+    ``(c^2 + 1) / sqrt(c^2 m^2 + (c^2 + 1)^2)`` (evaluated from the sympy expression).
+
+    Parameters
+    ----------
+    center : float
+        Midpoint ``m = a + g`` of the two points along the line.
+    offset : float
+        Height ``c`` of the line (its distance from the origin).
+
+    Returns
+    -------
+    float
+        Cross-entropy limit margin divided by the optimal margin, in (0, 1].
+
+    Examples
+    --------
+    >>> round(line_pair_ratio(4.0, 1.0) ** -2, 12)
+    5.0
+    """
+    return line_pair_margins().values(center - 1.0, 1.0, offset)["ratio"]

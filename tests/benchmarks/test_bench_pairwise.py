@@ -18,15 +18,14 @@ first call compiles, in the untimed warm-up round), the chunked torch fallback
 and the Triton kernel. Sizes that do not fit in memory, and the Triton backend
 on the CPU, are skipped with the reason (the study marks them in the figure).
 The same steps can be timed without pytest by
-:func:`lowrank.kernels._benchmark.run_benchmarks`.
+``run_benchmarks`` of ``kernel_harness.py`` (next to this file).
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-
-from lowrank.kernels._benchmark import (
+from kernel_harness import (
     BENCH_BACKENDS,
     machine_info,
     make_scores,

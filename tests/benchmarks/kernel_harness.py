@@ -1,12 +1,13 @@
 """Helpers for the kernel benchmarks: inputs, one timed step, peak extra memory.
 
-Used by ``tests/benchmarks/test_bench_pairwise.py``, ``tests/test_kernels.py`` and
-``studies/kernel_benchmark.py``. The CPU peak memory of one forward + backward
-step is measured in a fresh subprocess (``python -m lowrank.kernels._benchmark``)
-as its peak resident set size minus the resident size just before the step,
+Used by ``tests/benchmarks/test_bench_pairwise.py``, ``tests/test_kernels.py``,
+``studies/kernel_benchmark.py`` and ``scripts/gpu_check.py`` (which import it by path with
+:func:`lowrank.cli.load_script`; it is not part of the installed package). The CPU peak
+memory of one forward + backward step is measured in a fresh subprocess (this file run as
+a script) as its peak resident set size minus the resident size just before the step,
 once the inputs are allocated and the code path is warmed up::
 
-    python -m lowrank.kernels._benchmark torch 20000 20000
+    python tests/benchmarks/kernel_harness.py torch 20000 20000
     {"backend": "torch", "P": 20000, "N": 20000, "peak_extra_bytes": ..., "method": ...}
 
 :func:`run_benchmarks` times the backends without pytest (a plain timing loop,
@@ -33,7 +34,7 @@ import time
 
 import torch
 
-from . import pairwise_logistic, triton_available
+from lowrank.kernels import pairwise_logistic, triton_available
 
 __all__ = ["make_scores", "step", "peak_extra_memory_cpu", "peak_extra_memory_cuda",
            "BENCH_BACKENDS", "NAIVE_MATRICES", "available_bytes", "machine_info", "skip_reason",
@@ -68,7 +69,7 @@ def make_scores(P: int, N: int, seed: int = 0, device: str | torch.device = "cpu
 
     Examples
     --------
-    >>> from lowrank.kernels._benchmark import make_scores
+    >>> from kernel_harness import make_scores
     >>> pos, neg = make_scores(3, 2)
     >>> pos.shape, neg.shape, pos.requires_grad
     (torch.Size([3]), torch.Size([2]), True)
@@ -98,7 +99,7 @@ def step(pos: torch.Tensor, neg: torch.Tensor, backend: str, reduction: str = "m
 
     Examples
     --------
-    >>> from lowrank.kernels._benchmark import make_scores, step
+    >>> from kernel_harness import make_scores, step
     >>> pos, neg = make_scores(4, 3)
     >>> _ = step(pos, neg, "torch")
     >>> pos.grad.shape, neg.grad.shape
@@ -190,7 +191,7 @@ def time_step(fn, device: torch.device, rounds: int = 3, warmup: int = 1,
     Examples
     --------
     >>> import torch
-    >>> from lowrank.kernels._benchmark import time_step
+    >>> from kernel_harness import time_step
     >>> ts = time_step(lambda: torch.ones(4).sum(), torch.device("cpu"), rounds=2)
     >>> len(ts), all(t > 0 for t in ts)
     (2, True)
@@ -292,7 +293,7 @@ def run_benchmarks(sizes, backends=BENCH_BACKENDS, device: str | torch.device = 
     return {"machine_info": {"node": platform.node(), "python_version": platform.python_version(),
                              "cpu": {"brand_raw": platform.processor() or platform.machine()}},
             "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "timer": "lowrank.kernels._benchmark.time_step (best of the rounds)",
+            "timer": "kernel_harness.time_step (best of the rounds)",
             "benchmarks": benchmarks, "skipped": skipped}
 
 
@@ -369,14 +370,14 @@ def peak_extra_memory_cpu(backend: str, P: int, N: int, dtype: str = "float32", 
     RuntimeError
         If the subprocess fails (for example, killed for lack of memory).
     """
-    cmd = [sys.executable, "-m", "lowrank.kernels._benchmark", backend, str(P), str(N),
+    cmd = [sys.executable, os.path.abspath(__file__), backend, str(P), str(N),
            "--dtype", dtype, "--seed", str(seed)]
     if threads is not None:
         cmd += ["--threads", str(threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if proc.returncode != 0:
-        raise RuntimeError(f"memory probe {cmd[3:]} failed with code {proc.returncode}: "
+        raise RuntimeError(f"memory probe {cmd[2:]} failed with code {proc.returncode}: "
                            f"{proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

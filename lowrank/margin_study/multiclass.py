@@ -1,6 +1,6 @@
-"""Shared logic of the multi-class synthetic study: measured vs predicted multi-class margins.
+"""Measured against predicted multi-class margins, one configuration at a time.
 
-The multi-class counterpart of :func:`lowrank.experiments.margin_config`:
+The multi-class counterpart of :func:`lowrank.margin_study.binary.margin_config`:
 
 * :func:`multiclass_predictions` solves the three exact predictions (optimal Crammer–Singer
   separator, cross-entropy limit, one-vs-rest differential limit);
@@ -8,7 +8,7 @@ The multi-class counterpart of :func:`lowrank.experiments.margin_config`:
   (:func:`lowrank.data.multiclass_subspace_data`), predicts, trains with both losses under
   plain and normalized gradient descent (:func:`lowrank.train.fit_multiclass`) and reads
   the margins after every budget (a picklable worker for
-  :func:`lowrank.experiments.run_configs`).
+  :func:`lowrank.sweep.run_configs`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .data.multiclass import MulticlassData, multiclass_subspace_data
-from .theory.multiclass import (
+from ..data.multiclass import MulticlassData, multiclass_subspace_data
+from ..theory.multiclass import (
     multiclass_cross_entropy_limit,
     multiclass_max_margin,
     one_vs_rest_limit,
 )
-from .train.multiclass import fit_multiclass, multiclass_default_lr
+from ..train.multiclass import fit_multiclass, multiclass_default_lr
 
 __all__ = ["multiclass_predictions", "make_multiclass_data", "multiclass_margin_config"]
 

@@ -1,204 +1,38 @@
-"""Shared logic of the synthetic studies in ``studies/``: measured vs predicted margins.
+"""Measured against predicted margins of binary linear classifiers, one configuration at a time.
 
-Each study is a short composition of the calls below:
-
-* :func:`default_lr` picks a stable gradient-descent step size from the data;
 * :func:`predicted_margins` solves for the optimal (free-bias) SVM and the cross-entropy
   limit (augmented-point SVM) exactly;
-* :func:`measure` trains by gradient descent and records the margin after several budgets;
-* :func:`margin_config` does all of it for one configuration (a picklable worker);
-* :func:`margin_records` runs a sweep of them, with normalized gradient descent beside
-  plain gradient descent;
-* :class:`ResultCache` and :func:`run_configs` make long sweeps resumable and parallel;
-* :func:`study_arguments` adds ``--tiny``, ``--jobs``, ``--replot`` to the common CLI.
+* :func:`measure` trains by gradient descent once and reads the margin after several
+  budgets;
+* :func:`margin_config` does both for one configuration (a picklable worker for
+  :func:`lowrank.sweep.run_configs`), :func:`margin_records` for a sweep of them, with
+  normalized gradient descent beside plain gradient descent, and :func:`sweep_records`
+  for a study's command-line arguments (cache in the output folder);
+* :func:`training_run` records one long run against its prediction (the convergence
+  study).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from ._validation import check_matrix, check_real, signed_labels
-from .analysis.margins import subspace_split
-from .cli import study_parser
-from .data.synthetic import LowRankData, affine_subspace_data, line_pair
-from .io import load_json, save_csv, save_json
-from .progress import progress
-from .theory.closed_form import line_pair_margins
-from .theory.svm import cross_entropy_limit, max_margin_separator
-from .train.linear import NORMALIZED_LR, fit_linear, log_spaced_steps
+from .._validation import check_real
+from ..analysis.margins import separated_margins, span_complement, subspace_split
+from ..data.synthetic import LowRankData, affine_subspace_data, line_pair
+from ..sweep import ResultCache, run_configs
+from ..theory.closed_form import line_pair_margins, line_pair_ratio
+from ..theory.svm import cross_entropy_limit, max_margin_separator
+from ..train.linear import NORMALIZED_LR, fit_linear, log_spaced_steps
+from ..train.step_sizes import numpy_xy, step_size
 
-__all__ = [
-    "default_lr",
-    "predicted_margins",
-    "measure",
-    "make_data",
-    "line_pair_ratio",
-    "margin_config",
-    "margin_records",
-    "config_key",
-    "ResultCache",
-    "run_configs",
-    "study_arguments",
-    "run_study",
-    "study_mode",
-    "sweep_records",
-    "record_rows",
-    "flatten_record",
-    "span_complement",
-    "training_run",
-    "finite",
-    "NORMALIZED_LR",
-    "step_size",
-    "separated_margins",
-    "mark_separation",
-    "format_measurement",
-    "RUN_PREFIXES",
-]
-
-#: Step size as a fraction of the stability bound at the initial point (zeros):
-#: cross-entropy / logistic pair loss have Hessian ``G / 4`` there, so ``lr < 8 / lambda_max(G)``;
-#: we take half of it. The exponential pair loss has Hessian ``G``: ``lr < 2 / lambda_max(G)``.
-LR_FACTOR = {"cross_entropy": 4.0, "logistic": 4.0, "exponential": 1.0}
-
-
-
-def step_size(lr: float | Mapping[str, float] | None, loss: str, schedule: str = "normalized",
-              X=None, y=None, pair_loss: str = "logistic") -> float:
-    """The step of one run: ``lr`` itself, ``lr[loss]`` for a per-loss mapping, or the default.
-
-    Parameters
-    ----------
-    lr : float, mapping of loss to float, or None
-        A step for every loss, one per loss (e.g. :data:`NORMALIZED_LR`), or None for the
-        default: :data:`NORMALIZED_LR` for ``schedule="normalized"``, :func:`default_lr`
-        of ``(X, y)`` for ``schedule="constant"``.
-    loss : {"cross_entropy", "differential"}
-    schedule : {"constant", "normalized"}
-    X, y : array-like, optional
-        The data (needed for the default constant step only).
-    pair_loss : {"logistic", "exponential"}
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    KeyError
-        If a mapping has no entry for ``loss``.
-
-    Examples
-    --------
-    >>> step_size(None, "cross_entropy"), step_size(None, "differential")
-    (0.1, 1.0)
-    >>> step_size({"cross_entropy": 0.2, "differential": 0.5}, "differential"), step_size(0.3, "x")
-    (0.5, 0.3)
-    """
-    if lr is None:
-        if schedule == "constant":
-            return default_lr(X, y, loss, pair_loss)
-        lr = NORMALIZED_LR
-    if isinstance(lr, Mapping):
-        if loss not in lr:
-            raise KeyError(f"lr has no step for loss {loss!r}: {dict(lr)}")
-        return float(lr[loss])
-    return float(lr)
-
-
-def separated_margins(margins: Iterable[float]) -> tuple[list[float | None], list[bool]]:
-    """Margins of the runs that separate the training data, ``None`` for the others.
-
-    A weight vector whose signed geometric margin is not positive (some training point on
-    the wrong side or on the boundary, or ``w = 0``) has no margin: reporting its negative
-    number as a margin would be wrong, so it becomes ``None`` (JSON ``null``) and its flag
-    ``False``.
-
-    Parameters
-    ----------
-    margins : iterable of float
-        Signed geometric margins (NaN allowed).
-
-    Returns
-    -------
-    (list of float or None, list of bool)
-        The margins with ``None`` where not separated, and the ``separated`` flags.
-
-    Examples
-    --------
-    >>> separated_margins([-0.5, 0.0, 0.25, float("nan")])
-    ([None, None, 0.25, None], [False, False, True, False])
-    """
-    margins = list(margins)
-    flags = [bool(m is not None and m > 0) for m in margins]
-    return [float(m) if ok else None for m, ok in zip(margins, flags, strict=True)], flags
-
-
-def _numpy_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
-    Xn = check_matrix(X, "X", dtype=torch.float64, detach=True).cpu().numpy()
-    yn = signed_labels(y, "y", dtype=torch.float64).cpu().numpy()
-    yn = np.where(yn > 0, 1.0, -1.0)
-    return Xn, yn
-
-
-def default_lr(X, y, loss: str = "cross_entropy", pair_loss: str = "logistic") -> float:
-    """A stable step size for mean-reduced full-batch gradient descent, read off the data.
-
-    Cross-entropy: ``4 / lambda_max(Z^T Z / n)`` with ``Z = [X, 1]`` the augmented points
-    (the Hessian at zero is ``Z^T Z / (4 n)``; ``4/lambda`` is half the stability bound).
-    Differential training: the same with the second moment of the pair differences,
-    ``G = mean_{i+, j-} (x_i - x_j)(x_i - x_j)^T`` (factor 1 instead of 4 for the
-    exponential pair loss). Later in training the Hessian only shrinks.
-
-    Parameters
-    ----------
-    X : array-like, shape (n, d)
-    y : array-like, shape (n,)
-        Labels in {-1, +1} (or {0, 1}).
-    loss : {"cross_entropy", "differential"}
-    pair_loss : {"logistic", "exponential"}
-        Pair loss of differential training.
-
-    Returns
-    -------
-    float
-        ``LR_FACTOR[...] / lambda_max`` of the second-moment matrix.
-
-    Raises
-    ------
-    ValueError
-        If ``loss`` is neither ``"cross_entropy"`` nor ``"differential"``.
-
-    Examples
-    --------
-    >>> round(default_lr([[3.0, 1.0], [5.0, 1.0]], [-1, 1]), 4)
-    0.2117
-    """
-    Xn, yn = _numpy_xy(X, y)
-    if loss == "cross_entropy":
-        Z = np.hstack([Xn, np.ones((Xn.shape[0], 1))])
-        G = Z.T @ Z / Z.shape[0]
-        factor = LR_FACTOR["cross_entropy"]
-    elif loss == "differential":
-        P, Q = Xn[yn > 0], Xn[yn < 0]
-        mp, mq = P.mean(axis=0), Q.mean(axis=0)
-        G = P.T @ P / len(P) + Q.T @ Q / len(Q) - np.outer(mp, mq) - np.outer(mq, mp)
-        factor = LR_FACTOR[pair_loss]
-    else:
-        raise ValueError(f"loss must be 'cross_entropy' or 'differential', got {loss!r}")
-    lam = float(np.linalg.eigvalsh(G).max())
-    return factor / lam
+__all__ = ["predicted_margins", "measure", "make_data", "margin_config", "margin_records",
+           "sweep_records", "sweep_settings", "mark_separation", "training_run", "RUN_PREFIXES"]
 
 
 def predicted_margins(X, y, basis=None) -> dict[str, Any]:
@@ -263,9 +97,9 @@ def measure(X, y, loss: str, budgets: Sequence[int], lr: float | None = None,
     budgets : sequence of int
         Step counts ``T`` at which to read the margin (the run lasts ``max(budgets)``).
     lr : float or mapping of loss to float, optional
-        Step size (or one per loss); default :func:`default_lr` for
+        Step size (or one per loss); default :func:`~lowrank.train.step_sizes.default_lr` for
         ``schedule="constant"`` and ``NORMALIZED_LR[loss]`` for ``schedule="normalized"``
-        (see :func:`step_size`).
+        (see :func:`~lowrank.train.step_sizes.step_size`).
     init : {"zeros", "random"}
     seed : int, optional
         Seed of a random initialisation.
@@ -286,7 +120,7 @@ def measure(X, y, loss: str, budgets: Sequence[int], lr: float | None = None,
     dict
         ``loss``, ``lr``, ``init``, ``pair_loss``, ``schedule``, ``budgets``, ``margin`` (at
         each budget; ``None`` where the weights do not separate the training data, see
-        :func:`separated_margins`), ``separated`` (flags aligned with ``budgets``),
+        :func:`~lowrank.analysis.margins.separated_margins`), ``separated`` (flags aligned with ``budgets``),
         ``history`` (the full recorded history, with signed margins and ``separated``
         flags), ``w``, ``b`` (final), ``seconds``.
 
@@ -305,7 +139,7 @@ def measure(X, y, loss: str, budgets: Sequence[int], lr: float | None = None,
     After 10 steps that run still misclassifies a point (signed margin -0.7492 in its
     history): it has no margin there, so ``res["margin"][0]`` is ``None``.
 
-    Normalized gradient descent (step 0.1 for cross-entropy, see :data:`NORMALIZED_LR`)
+    Normalized gradient descent (step 0.1 for cross-entropy, see :data:`~lowrank.train.linear.NORMALIZED_LR`)
     gets closer in 1000 steps:
 
     >>> res = measure(X, y, "cross_entropy", [1000], schedule="normalized")
@@ -372,33 +206,6 @@ def make_data(cfg: Mapping[str, Any]) -> LowRankData:
     raise ValueError(f"unknown data kind {cfg['kind']!r}")
 
 
-def line_pair_ratio(center: float, offset: float) -> float:
-    """Closed-form ratio (cross-entropy limit / optimal margin) of two points on a line.
-
-    For ``(a, c) -> -1`` and ``(a + 2g, c) -> +1`` the ratio depends only on the midpoint
-    ``m = a + g`` (here ``center``) and the height ``c`` (here ``offset``):
-    ``(c^2 + 1) / sqrt(c^2 m^2 + (c^2 + 1)^2)`` (evaluated from the sympy expression).
-
-    Parameters
-    ----------
-    center : float
-        Midpoint ``m = a + g`` of the two points along the line.
-    offset : float
-        Height ``c`` of the line (its distance from the origin).
-
-    Returns
-    -------
-    float
-        Cross-entropy limit margin divided by the optimal margin, in (0, 1].
-
-    Examples
-    --------
-    >>> round(line_pair_ratio(4.0, 1.0) ** -2, 12)
-    5.0
-    """
-    return line_pair_margins().values(center - 1.0, 1.0, offset)["ratio"]
-
-
 def margin_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Measured and predicted margins of one configuration (a picklable worker).
 
@@ -409,7 +216,7 @@ def margin_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         descent on cross-entropy), ``diff_steps`` (budgets of differential training) and
         optionally ``pair_loss``, ``ngd_steps`` (budgets of *normalized* gradient descent,
         run for both losses; default none) and ``ngd_lr`` (its step size: one float, or
-        one per loss; default :data:`NORMALIZED_LR`, 0.1 for cross-entropy and 1 for
+        one per loss; default :data:`~lowrank.train.linear.NORMALIZED_LR`, 0.1 for cross-entropy and 1 for
         differential training).
 
     Returns
@@ -492,7 +299,7 @@ def margin_records(configs: Iterable[Mapping[str, Any]], ngd_steps: Sequence[int
     Every configuration runs as given (plain gradient descent at its ``ce_steps`` /
     ``diff_steps``) and, when ``ngd_steps`` is given, once more as a *twin* with empty plain
     budgets and ``ngd_steps`` / ``ngd_lr`` added; the twin's ``ngd_*`` entries are merged into
-    the record. Both go through one :func:`run_configs` call (one worker pool), and each has
+    the record. Both go through one :func:`~lowrank.sweep.run_configs` call (one worker pool), and each has
     its own cache key: the plain results of an earlier sweep are reused from ``cache``, and
     changing ``ngd_steps`` or ``ngd_lr`` recomputes only the twins.
 
@@ -502,7 +309,7 @@ def margin_records(configs: Iterable[Mapping[str, Any]], ngd_steps: Sequence[int
         Configurations of :func:`margin_config` (without ``ngd_*`` keys).
     ngd_steps : sequence of int, optional
         Budgets of normalized gradient descent (both losses); empty: plain runs only.
-    ngd_lr : float or mapping of loss to float, default :data:`NORMALIZED_LR`
+    ngd_lr : float or mapping of loss to float, default :data:`~lowrank.train.linear.NORMALIZED_LR`
         Its step size: one for both losses, or one per loss (``"cross_entropy"``,
         ``"differential"``).
     cache : ResultCache, optional
@@ -551,36 +358,15 @@ def margin_records(configs: Iterable[Mapping[str, Any]], ngd_steps: Sequence[int
 RUN_PREFIXES = ("ce", "diff", "ngd_ce", "ngd_diff")
 
 
-def format_measurement(value: float | None, spec: str = ".4f") -> str:
-    """A margin or ratio for a report line; ``"not separated"`` for ``None``.
-
-    Parameters
-    ----------
-    value : float or None
-        The measurement (``None``: the run does not separate the training data).
-    spec : str, default ".4f"
-        Format specification of a number.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> format_measurement(0.44721), format_measurement(None), format_measurement(float("nan"))
-    ('0.4472', 'not separated', 'nan')
-    """
-    return "not separated" if value is None else format(float(value), spec)
-
-
 def mark_separation(rec: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a :func:`margin_config` record with every run's ``separated`` flags set.
 
     For each run (``ce``, ``diff``, ``ngd_ce``, ``ngd_diff``) with a ``<run>_margin`` list,
     a margin that is not positive (or missing) becomes ``None`` with its ``<run>_ratio``,
-    and ``<run>_separated`` holds the flags (see :func:`separated_margins`). Records of the
-    current :func:`margin_config` are returned unchanged; records of older versions (e.g.
-    from a result cache, with negative margins) are brought up to date.
+    and ``<run>_separated`` holds the flags (see
+    :func:`~lowrank.analysis.margins.separated_margins`). Records of the current
+    :func:`margin_config` are returned unchanged; records of older versions (e.g. from a
+    result cache, with negative margins) are brought up to date.
 
     Parameters
     ----------
@@ -620,229 +406,46 @@ def _lr_config(lr: float | Mapping[str, float]) -> float | dict[str, float]:
     return check_real(lr, "ngd_lr", minimum=0.0, strict=True)
 
 
-def flatten_record(rec: Mapping[str, Any]) -> dict[str, Any]:
-    """One CSV row from a :func:`margin_config` record: list entries become one column per budget.
+#: Data sizes and step budgets of the margin sweeps in each mode of the studies' command line.
+_SWEEP_MODES = {
+    "tiny": {"dim": 10, "n_per_class": 8, "ce_steps": [10, 100, 1000], "diff_steps": [1000],
+             "ngd_steps": [2000]},
+    "quick": {"dim": 50, "n_per_class": 25, "ce_steps": [100, 1000, 10_000],
+              "diff_steps": [1000, 10_000], "ngd_steps": [2000]},
+    "full": {"dim": 100, "n_per_class": 50, "ce_steps": [100, 1000, 10_000, 100_000],
+             "diff_steps": [1000, 10_000, 100_000], "ngd_steps": [1000, 10_000]},
+}
+
+
+def sweep_settings(mode: str) -> dict[str, Any]:
+    """Data sizes and step budgets shared by the margin sweeps, for one budget mode.
 
     Parameters
     ----------
-    rec : mapping
-        A record; a list under ``"<prefix>_<name>"`` is split along ``"<prefix>_steps"``
-        (or numbered 0, 1, ... when that key is absent). The ``*_steps`` keys are dropped.
-        A mapping (e.g. per-loss steps ``ngd_lr``) becomes one column per key.
+    mode : {"tiny", "quick", "full"}
+        As returned by :func:`lowrank.cli.study_mode`.
 
     Returns
     -------
     dict
-        Scalar values under their own key, list entries under ``"<key>_T<step>"``, mapping
-        entries under ``"<key>_<subkey>"``. ``None`` (a margin of a run that does not
-        separate the data) stays ``None``: an empty CSV cell beside its ``separated``
-        column ``False``.
+        ``dim``, ``n_per_class``, ``ce_steps``, ``diff_steps``, ``ngd_steps`` and ``ngd_lr``
+        (:data:`~lowrank.train.linear.NORMALIZED_LR`), a fresh copy.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode.
 
     Examples
     --------
-    >>> flatten_record({"ce_steps": [10, 100], "ce_margin": [None, 0.2],
-    ...                 "ce_separated": [False, True]})
-    {'ce_margin_T10': None, 'ce_margin_T100': 0.2, 'ce_separated_T10': False, 'ce_separated_T100': True}
-    >>> flatten_record({"ngd_lr": {"cross_entropy": 0.1, "differential": 1.0}})
-    {'ngd_lr_cross_entropy': 0.1, 'ngd_lr_differential': 1.0}
+    >>> st = sweep_settings("quick")
+    >>> st["dim"], st["ce_steps"], st["ngd_lr"]["differential"]
+    (50, [100, 1000, 10000], 1.0)
     """
-    row: dict[str, Any] = {}
-    for key, val in rec.items():
-        if key.endswith("_steps"):
-            continue
-        if isinstance(val, Mapping):
-            row.update({f"{key}_{k}": v for k, v in val.items()})
-        elif isinstance(val, list):
-            prefix = key.split("_", 1)[0]
-            steps = rec.get(f"{prefix}_steps", list(range(len(val))))
-            for t, v in zip(steps, val, strict=False):
-                row[f"{key}_T{t}"] = v
-        else:
-            row[key] = val
-    return row
-
-
-def config_key(cfg: Mapping[str, Any]) -> str:
-    """A stable string key of a configuration (sorted JSON).
-
-    Parameters
-    ----------
-    cfg : mapping
-        JSON-serialisable configuration (other values are converted with ``str``).
-
-    Returns
-    -------
-    str
-        The same string for equal configurations, whatever their key order.
-
-    Examples
-    --------
-    >>> config_key({"b": 1, "a": [2, 3]})
-    '{"a": [2, 3], "b": 1}'
-    """
-    return json.dumps(cfg, sort_keys=True, default=str)
-
-
-class ResultCache:
-    """Finished configurations of a sweep, kept in a JSON file written atomically.
-
-    Parameters
-    ----------
-    path : str or Path, optional
-        The cache file; ``None`` keeps results in memory only. An unreadable file is
-        treated as empty.
-
-    Examples
-    --------
-    >>> cache = ResultCache(None)
-    >>> cache.put({"a": 1}, 0.5)
-    >>> {"a": 1} in cache, {"a": 2} in cache
-    (True, False)
-    >>> cache.get({"a": 1})
-    0.5
-    """
-
-    def __init__(self, path: str | os.PathLike | None) -> None:
-        self.path = Path(path) if path is not None else None
-        self.results: dict[str, Any] = {}
-        if self.path is not None and self.path.exists():
-            try:
-                self.results = dict(load_json(self.path))
-            except (ValueError, OSError):
-                self.results = {}
-
-    def __contains__(self, cfg: Mapping[str, Any]) -> bool:
-        return config_key(cfg) in self.results
-
-    def get(self, cfg: Mapping[str, Any]) -> Any:
-        """The stored result of ``cfg`` (KeyError if absent)."""
-        return self.results[config_key(cfg)]
-
-    def put(self, cfg: Mapping[str, Any], result: Any) -> None:
-        """Store ``result`` for ``cfg`` and rewrite the file."""
-        self.results[config_key(cfg)] = result
-        if self.path is not None:
-            save_json(self.path, self.results)
-
-
-def run_configs(configs: Iterable[Mapping[str, Any]],
-                worker: Callable[[Mapping[str, Any]], Any] = margin_config,
-                cache: ResultCache | None = None, jobs: int = 1, desc: str = "configs",
-                quiet: bool = False) -> list[Any]:
-    """Run ``worker`` on every configuration not already in ``cache``; results in input order.
-
-    Parameters
-    ----------
-    configs : iterable of mapping
-    worker : callable
-        A module-level function (it is sent to worker processes when ``jobs > 1``).
-    cache : ResultCache, optional
-        Finished results are skipped on a rerun and saved as soon as they complete.
-    jobs : int, default 1
-        Worker processes (spawned, one BLAS thread each).
-    desc : str
-        Progress-bar label.
-    quiet : bool
-        Hide the progress bar.
-
-    Returns
-    -------
-    list
-        One result per configuration.
-
-    Examples
-    --------
-    >>> cache = ResultCache(None)
-    >>> run_configs([{"x": 2}, {"x": 1}], worker=config_key, cache=cache, quiet=True)
-    ['{"x": 2}', '{"x": 1}']
-    >>> len(cache.results)  # a rerun with this cache would skip both
-    2
-    """
-    configs = [dict(c) for c in configs]
-    cache = cache if cache is not None else ResultCache(None)
-    todo = [i for i, c in enumerate(configs) if c not in cache]
-    if len(todo) < len(configs) and not quiet:
-        where = f" from {cache.path}" if cache.path is not None else ""
-        print(f"[{desc}] {len(configs) - len(todo)} of {len(configs)} configurations loaded "
-              f"from cache{where}", flush=True)
-    bar = progress(range(len(todo)), desc=desc, total=len(todo), quiet=quiet or not todo)
-    ticks = iter(bar)
-    if jobs > 1 and len(todo) > 1:
-        saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-        os.environ.update({k: "1" for k in _THREAD_VARS})
-        try:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
-                                     mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(worker, configs[i]): i for i in todo}
-                for fut in as_completed(futures):
-                    cache.put(configs[futures[fut]], fut.result())
-                    next(ticks, None)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-    else:
-        for i in todo:
-            cache.put(configs[i], worker(configs[i]))
-            next(ticks, None)
-    if hasattr(bar, "close"):
-        bar.close()
-    return [cache.get(c) for c in configs]
-
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def study_arguments(description: str, name: str | None = None) -> argparse.ArgumentParser:
-    """The common study options plus ``--tiny`` (tests), ``--jobs`` and ``--replot``.
-
-    Parameters
-    ----------
-    description : str
-        What the study shows.
-    name : str, optional
-        The study's name; ``--out`` defaults to ``runs/<name>``.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-
-    Examples
-    --------
-    >>> args = study_arguments("demo").parse_args(["--tiny", "--jobs", "3"])
-    >>> args.tiny, args.jobs, args.replot, args.quick
-    (True, 3, False, False)
-    """
-    p = study_parser(description, name=name)
-    p.add_argument("--tiny", action="store_true",
-                   help="seconds-long smoke run (used by the tests)")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                   help="worker processes for independent configurations")
-    p.add_argument("--replot", action="store_true",
-                   help="redraw the figure from the saved JSON without training")
-    return p
-
-
-def study_mode(args: argparse.Namespace) -> str:
-    """The budget mode of parsed study arguments: ``"tiny"``, ``"quick"`` or ``"full"``.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Parsed :func:`study_arguments` (``--tiny`` wins over ``--quick``).
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> study_mode(study_arguments("demo").parse_args(["--quick"]))
-    'quick'
-    """
-    return "tiny" if args.tiny else "quick" if args.quick else "full"
+    if mode not in _SWEEP_MODES:
+        raise ValueError(f"mode must be one of {sorted(_SWEEP_MODES)}, got {mode!r}")
+    return {**{k: list(v) if isinstance(v, list) else v for k, v in _SWEEP_MODES[mode].items()},
+            "ngd_lr": dict(NORMALIZED_LR)}
 
 
 def sweep_records(name: str, args: argparse.Namespace, settings: Mapping[str, Any],
@@ -854,7 +457,7 @@ def sweep_records(name: str, args: argparse.Namespace, settings: Mapping[str, An
     name : str
         The study's name (cache file stem and progress label).
     args : argparse.Namespace
-        Parsed :func:`study_arguments` (``out``, ``jobs``, ``quiet``).
+        Parsed :func:`~lowrank.cli.study_arguments` (``out``, ``jobs``, ``quiet``).
     settings : mapping
         Holds ``ngd_steps`` and ``ngd_lr``, passed to :func:`margin_records`.
     configs : iterable of mapping
@@ -868,6 +471,7 @@ def sweep_records(name: str, args: argparse.Namespace, settings: Mapping[str, An
     Examples
     --------
     >>> import tempfile
+    >>> from lowrank.cli import study_arguments
     >>> args = study_arguments("demo").parse_args(["--out", tempfile.mkdtemp(), "--quiet"])
     >>> cfg = {"kind": "line_pair", "a": 3.0, "g": 1.0, "c": 1.0,
     ...        "ce_steps": [100], "diff_steps": [100]}
@@ -878,144 +482,6 @@ def sweep_records(name: str, args: argparse.Namespace, settings: Mapping[str, An
     cache = ResultCache(Path(args.out) / f"{name}_cache.json")
     return margin_records(configs, ngd_steps=settings["ngd_steps"], ngd_lr=settings["ngd_lr"],
                           cache=cache, jobs=args.jobs, desc=name, quiet=args.quiet)
-
-
-def record_rows(res: Mapping[str, Any]) -> list[dict]:
-    """CSV rows of a sweep's results: one flattened row per record (:func:`flatten_record`).
-
-    Parameters
-    ----------
-    res : mapping
-        Results holding a ``"records"`` list.
-
-    Returns
-    -------
-    list of dict
-
-    Examples
-    --------
-    >>> record_rows({"records": [{"k": 1, "ce_steps": [10], "ce_ratio": [0.5]}]})
-    [{'k': 1, 'ce_ratio_T10': 0.5}]
-    """
-    return [flatten_record(r) for r in res["records"]]
-
-
-def run_study(name: str, description: str, compute: Callable[[argparse.Namespace], dict],
-              plot: Callable[[dict, Path], object],
-              csv_rows: Callable[[dict], list[dict]],
-              report: Callable[[dict], Iterable[str]] | None = None,
-              argv: Sequence[str] | None = None) -> dict:
-    """The shared ``main`` of every synthetic study: compute (or reload), save, draw, report.
-
-    Parses :func:`study_arguments`; unless ``--replot`` is given, runs ``compute(args)``,
-    stores its wall time under ``"seconds"`` and saves ``<out>/<name>.json`` and
-    ``<out>/<name>.csv`` atomically; with ``--replot`` it reloads the JSON instead. Then it
-    draws the figure with ``plot(results, out)`` and, unless ``--quiet``, prints the lines
-    of ``report(results)``.
-
-    Parameters
-    ----------
-    name : str
-        File stem of the study's outputs.
-    description : str
-        Shown by ``--help``.
-    compute : callable
-        ``compute(args) -> dict`` of results (measured and predicted side by side).
-    plot : callable
-        ``plot(results, out_dir)``: draws and saves the figure.
-    csv_rows : callable
-        ``csv_rows(results) -> list of flat dicts`` for the CSV table.
-    report : callable, optional
-        ``report(results) -> lines`` printed at the end.
-    argv : sequence of str, optional
-        Command-line arguments (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    dict
-        The results.
-
-    Raises
-    ------
-    FileNotFoundError
-        With ``--replot`` when ``<out>/<name>.json`` does not exist.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> out = tempfile.mkdtemp()
-    >>> res = run_study("demo", "demo", lambda a: {"seed": a.seed}, lambda r, o: None,
-    ...                 lambda r: [r], argv=["--out", out, "--seed", "4", "--quiet"])
-    >>> res["seed"], sorted(p.name for p in Path(out).iterdir())
-    (4, ['demo.csv', 'demo.json'])
-    """
-    args = study_arguments(description, name=name).parse_args(argv)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if args.replot:
-        saved = out_dir / f"{name}.json"
-        if not saved.is_file():
-            raise FileNotFoundError(f"--replot needs the saved results {saved}; run the study "
-                                    f"without --replot first (same --out)")
-        res = load_json(saved)
-    else:
-        t0 = time.perf_counter()
-        res = compute(args)
-        res["seconds"] = time.perf_counter() - t0
-        save_json(out_dir / f"{name}.json", res)
-        save_csv(out_dir / f"{name}.csv", csv_rows(res))
-    plot(res, out_dir)
-    if not args.quiet and report is not None:
-        for line in report(res):
-            print(f"[{name}] {line}")
-    return res
-
-
-def finite(values: Iterable[float]) -> list[float]:
-    """Replace non-finite entries by NaN (for plotting).
-
-    Parameters
-    ----------
-    values : iterable of float or None
-        Numbers; ``None``, ``inf`` and ``nan`` entries are allowed.
-
-    Returns
-    -------
-    list of float
-        The values as floats, with ``nan`` for every ``None`` or non-finite entry.
-
-    Examples
-    --------
-    >>> finite([1, None, float("inf"), 2.5])
-    [1.0, nan, nan, 2.5]
-    """
-    return [float(v) if v is not None and math.isfinite(float(v)) else float("nan")
-            for v in values]
-
-
-def span_complement(M: np.ndarray, tol: float = 1e-10) -> np.ndarray:
-    """Orthonormal basis (columns) of the orthogonal complement of the row space of ``M``.
-
-    Parameters
-    ----------
-    M : numpy.ndarray, shape (m, d)
-        Rows spanning a subspace of R^d.
-    tol : float, default 1e-10
-        Singular values below ``tol`` times the largest count as zero (rank cut-off).
-
-    Returns
-    -------
-    numpy.ndarray, shape (d, d - rank(M))
-        Orthonormal columns orthogonal to every row of ``M``.
-
-    Examples
-    --------
-    >>> span_complement(np.array([[1.0, 0.0, 0.0]])).shape
-    (3, 2)
-    """
-    _, s, vt = np.linalg.svd(M, full_matrices=True)
-    r = int((s > tol * max(s.max(), 1e-300)).sum()) if s.size else 0
-    return vt[r:].T
 
 
 def training_run(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -1031,8 +497,8 @@ def training_run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         the part of the initial weights orthogonal to the span the updates live in: the data
         for cross-entropy, the class differences for differential training). Optionally
         ``schedule`` (``"constant"``, the default, or ``"normalized"``) and ``lr`` (one
-        float, or one per loss; default: :func:`default_lr`, or :data:`NORMALIZED_LR` for
-        the normalized schedule).
+        float, or one per loss; default: :func:`~lowrank.train.step_sizes.default_lr`, or
+        :data:`~lowrank.train.linear.NORMALIZED_LR` for the normalized schedule).
 
     Returns
     -------
@@ -1068,7 +534,7 @@ def training_run(cfg: Mapping[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = make_data(cfg)
     pred = predicted_margins(data.X, data.y, data.basis)
-    Xn, yn = _numpy_xy(data.X, data.y)
+    Xn, yn = numpy_xy(data.X, data.y)
     loss = cfg["loss"]
     if loss == "cross_entropy":
         span_rows = Xn
