@@ -181,7 +181,19 @@ class CrossEntropyLoss(nn.Module):
         return cross_entropy_loss(scores, y, reduction=self.reduction)
 
 
-class DifferentialLoss(nn.Module):
+class _PairLossModule(nn.Module):
+    """Shared constructor of the pair-loss modules: ``pair_loss``, ``reduction``, ``backend``."""
+
+    def __init__(self, pair_loss: str = "logistic", reduction: str = "mean",
+                 backend: str = "auto") -> None:
+        super().__init__()
+        if pair_loss not in PAIR_LOSSES:
+            raise ValueError(f"pair_loss must be one of {PAIR_LOSSES}, got {pair_loss!r}")
+        _check_reduction(reduction, ("mean", "sum"))
+        self.pair_loss, self.reduction, self.backend = pair_loss, reduction, backend
+
+
+class DifferentialLoss(_PairLossModule):
     """Module form of :func:`differential_loss`.
 
     Parameters
@@ -197,14 +209,6 @@ class DifferentialLoss(nn.Module):
     >>> round(DifferentialLoss(reduction="sum")(torch.tensor([1.0, 1.0]), [1, -1]).item(), 6)
     0.693147
     """
-
-    def __init__(self, pair_loss: str = "logistic", reduction: str = "mean",
-                 backend: str = "auto") -> None:
-        super().__init__()
-        if pair_loss not in PAIR_LOSSES:
-            raise ValueError(f"pair_loss must be one of {PAIR_LOSSES}, got {pair_loss!r}")
-        _check_reduction(reduction, ("mean", "sum"))
-        self.pair_loss, self.reduction, self.backend = pair_loss, reduction, backend
 
     def forward(self, scores: torch.Tensor, y) -> torch.Tensor:  # noqa: D102
         return differential_loss(scores, y, pair_loss=self.pair_loss, reduction=self.reduction,
@@ -304,7 +308,7 @@ def multiclass_differential_loss(scores: torch.Tensor, y, pair_loss: str = "logi
     return total
 
 
-class MulticlassDifferentialLoss(nn.Module):
+class MulticlassDifferentialLoss(_PairLossModule):
     """Module form of :func:`multiclass_differential_loss`.
 
     Parameters
@@ -321,14 +325,6 @@ class MulticlassDifferentialLoss(nn.Module):
     >>> round(loss(torch.zeros(3, 3), [0, 1, 2]).item(), 6)  # 6 pairs of log 2
     4.158883
     """
-
-    def __init__(self, pair_loss: str = "logistic", reduction: str = "mean",
-                 backend: str = "auto") -> None:
-        super().__init__()
-        if pair_loss not in PAIR_LOSSES:
-            raise ValueError(f"pair_loss must be one of {PAIR_LOSSES}, got {pair_loss!r}")
-        _check_reduction(reduction, ("mean", "sum"))
-        self.pair_loss, self.reduction, self.backend = pair_loss, reduction, backend
 
     def forward(self, scores: torch.Tensor, y) -> torch.Tensor:  # noqa: D102
         return multiclass_differential_loss(scores, y, pair_loss=self.pair_loss,

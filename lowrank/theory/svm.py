@@ -638,9 +638,7 @@ def max_margin_separator(X, y) -> Separator:
     CertificationError
         (a RuntimeError) if no separator could be certified optimal.
     ValueError
-        On bad shapes, NaN/inf, bad labels or a missing class.
-    TypeError
-        If ``X`` is complex.
+        On bad shapes, NaN/inf, complex ``X``, bad labels or a missing class.
 
     Examples
     --------
@@ -678,9 +676,7 @@ def cross_entropy_limit(X, y) -> Separator:
     CertificationError
         (a RuntimeError) if no separator could be certified optimal.
     ValueError
-        On bad shapes, NaN/inf, bad labels or a missing class.
-    TypeError
-        If ``X`` is complex.
+        On bad shapes, NaN/inf, complex ``X``, bad labels or a missing class.
 
     Examples
     --------
