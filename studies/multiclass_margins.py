@@ -23,13 +23,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from lowrank.cli import run_cli, run_study, study_mode
-from lowrank.margin_study import finite, multiclass_margin_config, record_rows
+from lowrank.margin_study import finite, mark_separation, multiclass_margin_config, record_rows
 from lowrank.plotting import (
     LOSS_COLORS,
     NGD_STYLE,
+    NOT_SEPARATED_LABEL,
     apply_style,
     budget_colors,
     format_steps,
+    not_separated_handle,
+    plot_run_ratios,
     save_figure,
 )
 from lowrank.sweep import ResultCache, run_configs
@@ -68,6 +71,7 @@ def compute(args) -> dict:
     cache = ResultCache(Path(args.out) / f"{NAME}_cache.json")
     recs = run_configs(configs(st, args.seed), multiclass_margin_config, cache=cache,
                        jobs=args.jobs, desc=NAME, quiet=args.quiet)
+    recs = [mark_separation(r) for r in recs]  # also for cached records of older versions
     return {"study": NAME, "seed": args.seed, "mode": study_mode(args), "settings": st,
             "records": recs,
             "notes": "margins are multi-class geometric margins (smallest distance from a "
@@ -101,17 +105,18 @@ def plot(res: dict, out_dir) -> list:
                     lw=2.2, ls="--", marker="D", ms=4, label="predicted: cross-entropy limit")
             ax.plot(xs, finite(r["ratio_ovr_predicted"] for r in rs), color=LOSS_COLORS["differential"],
                     lw=2.0, ls="-.", label="predicted: one-vs-rest differential limit")
+            rs = [mark_separation(r) for r in rs]  # runs without a margin: crosses on the axis
             for t_i, T in enumerate(st["ce_steps"]):
-                ax.plot(xs, finite(r["ce_ratio"][t_i] for r in rs), color=cols[T], marker="o",
-                        ms=3.5, lw=1, label=f"GD cross-entropy, T={format_steps(T)}")
+                plot_run_ratios(ax, xs, rs, "ce", t_i, color=cols[T], marker="o", ms=3.5, lw=1,
+                                label=f"GD cross-entropy, T={format_steps(T)}")
             for t_i, T in enumerate(st["diff_steps"]):
-                ax.plot(xs, finite(r["diff_ratio"][t_i] for r in rs), color=dcol[T], marker="s",
-                        ms=3.5, lw=1, label=f"GD differential, T={format_steps(T)}")
+                plot_run_ratios(ax, xs, rs, "diff", t_i, color=dcol[T], marker="s", ms=3.5, lw=1,
+                                label=f"GD differential, T={format_steps(T)}")
             T = format_steps(st["ngd_steps"][-1])
             for loss, key, name in (("cross_entropy", "ce", "cross-entropy"),
                                     ("differential", "diff", "differential")):
-                ax.plot(xs, finite(r[f"ngd_{key}_ratio"][-1] for r in rs),
-                        label=f"normalized GD {name}, T={T}", **NGD_STYLE[loss])
+                plot_run_ratios(ax, xs, rs, f"ngd_{key}", -1,
+                                label=f"normalized GD {name}, T={T}", **NGD_STYLE[loss])
             ax.axhline(1.0, color=LOSS_COLORS["optimal"], lw=1.2, alpha=0.7,
                        label="optimal (Crammer–Singer, free biases)")
             ax.set_xscale("symlog", linthresh=1.0, linscale=0.8)
@@ -123,18 +128,22 @@ def plot(res: dict, out_dir) -> list:
             if j == 0:
                 ax.set_ylabel("margin / optimal margin")
     handles, labels = axes[0][0].get_legend_handles_labels()
+    handles, labels = handles + [not_separated_handle()], labels + [NOT_SEPARATED_LABEL]
     fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return save_figure(fig, out_dir, NAME)
 
 
 def report(res: dict):
     """One line per configuration: measured against predicted (ratios to the optimal margin)."""
-    for r in res["records"]:
+    def ratio(v) -> str:
+        return "not separated" if v is None else f"{v:.4f}"
+
+    for r in map(mark_separation, res["records"]):
         yield (f"k={r['rank']} C={r['n_classes']:2d} offset={r['offset']:<5g} optimal "
                f"{r['optimal_margin']:.4f} | predicted CE {r['ratio_ce_predicted']:.4f} "
-               f"OvR {r['ratio_ovr_predicted']:.4f} | GD CE {r['ce_ratio'][-1]:.4f} "
-               f"diff {r['diff_ratio'][-1]:.4f} | normalized GD CE {r['ngd_ce_ratio'][-1]:.4f} "
-               f"(cos {r['ngd_ce_cosine'][-1]:.5f}) diff {r['ngd_diff_ratio'][-1]:.4f} "
+               f"OvR {r['ratio_ovr_predicted']:.4f} | GD CE {ratio(r['ce_ratio'][-1])} "
+               f"diff {ratio(r['diff_ratio'][-1])} | normalized GD CE {ratio(r['ngd_ce_ratio'][-1])} "
+               f"(cos {r['ngd_ce_cosine'][-1]:.5f}) diff {ratio(r['ngd_diff_ratio'][-1])} "
                f"(cos {r['ngd_diff_cosine'][-1]:.5f})")
 
 

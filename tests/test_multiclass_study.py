@@ -80,3 +80,29 @@ def test_cross_entropy_approaches_its_collapsed_limit(tiny):
             assert np.all(m <= pred * (1 + 1e-3)), (C, off)
         far = recs[8.0]
         assert far["ngd_ce_margin"][-1] < far["ngd_diff_margin"][-1] - 0.1, C
+
+
+def test_runs_without_a_margin_are_marked_not_plotted(tiny):
+    """A run that misclassifies a training point has margin and ratio null and flag false."""
+    n_flags = n_unseparated = 0
+    for r in tiny[1]["records"]:
+        for run in ("ce", "diff", "ngd_ce", "ngd_diff"):
+            flags = r[f"{run}_separated"]
+            assert len(flags) == len(r[f"{run}_margin"]) == len(r[f"{run}_ratio"])
+            for ok, m, q in zip(flags, r[f"{run}_margin"], r[f"{run}_ratio"], strict=True):
+                n_flags += 1
+                n_unseparated += not ok
+                assert (m is None) == (q is None) == (not ok), (run, r["offset"])
+                assert ok is False or m > 0
+    assert n_flags > 0
+
+
+def test_plain_gd_at_a_small_budget_far_from_the_origin_is_not_separated():
+    """The worker itself: T = 1 step of plain GD at offset 20 misclassifies (no margin)."""
+    from lowrank.margin_study import multiclass_margin_config
+
+    rec = multiclass_margin_config({"n_per_class": 4, "n_classes": 3, "dim": 6, "rank": 2,
+                                    "offset": 20.0, "seed": 0, "ce_steps": [1, 3000],
+                                    "diff_steps": [], "ngd_steps": []})
+    assert rec["ce_separated"][0] is False and rec["ce_margin"][0] is None
+    assert rec["ce_ratio"][0] is None

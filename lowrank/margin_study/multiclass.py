@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..analysis.margins import separated_margins
 from ..data.multiclass import MulticlassData, multiclass_subspace_data
 from ..theory.multiclass import (
     multiclass_cross_entropy_limit,
@@ -121,7 +122,8 @@ def multiclass_margin_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     dict
         The configuration, the predictions of :func:`multiclass_predictions` (without the
         separators), and per run the margins (``ce_margin``, ``diff_margin``,
-        ``ngd_ce_margin``, ``ngd_diff_margin``), the same divided by the optimal margin
+        ``ngd_ce_margin``, ``ngd_diff_margin``; ``None`` where the weights do not separate the
+        training data, with ``*_separated`` flags), the same divided by the optimal margin
         (``*_ratio``), for the normalized runs the cosine of the class-centred weights to the
         predicted limit (``ngd_ce_cosine`` to the cross-entropy limit, ``ngd_diff_cosine`` to
         the one-vs-rest limit) and their step sizes, and ``seconds``.
@@ -155,9 +157,11 @@ def multiclass_margin_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
             fit = fit_multiclass(data.X, data.y, loss=loss, steps=budgets[-1], lr=lr,
                                  record=budgets, reference=refs[loss], schedule=schedule)
             at = {s: i for i, s in enumerate(fit.history["step"])}
-            margins = [fit.history["margin"][at[t]] for t in budgets]
+            # a run that misclassifies a training point has no margin: None, flag False
+            margins, flags = separated_margins(fit.history["margin"][at[t]] for t in budgets)
             out[f"{prefix}_margin"] = margins
-            out[f"{prefix}_ratio"] = [m / opt for m in margins]
+            out[f"{prefix}_ratio"] = [None if m is None else m / opt for m in margins]
+            out[f"{prefix}_separated"] = flags
             out[f"{prefix}_lr"] = lr
             if schedule == "normalized":
                 out[f"{prefix}_cosine"] = [fit.history["cosine"][at[t]] for t in budgets]
