@@ -58,15 +58,19 @@ figure_files = study.plot(results, Path(tempfile.mkdtemp()))
 # margin of every cross-entropy run, one per budget :math:`T`, which approaches the
 # predicted limit, not the optimal margin, and that of differential training. Each margin
 # is recomputed here from the committed weights with
-# :func:`lowrank.analysis.geometric_margin`.
+# :func:`lowrank.analysis.geometric_margin`; a run whose weights still misclassify a point
+# (cross-entropy after 10 steps) has no margin and is reported as not separated.
 for data in results["datasets"]:
     print(f"{data['key']}: optimal {data['predicted']['optimal_margin']:.4f}, "
           f"predicted cross-entropy limit {data['predicted']['ce_limit_margin']:.4f}")
     for run in data["gd"] + [data["differential"]]:
         name = "differential" if run is data["differential"] else "cross-entropy"
         again = geometric_margin(run["w"], run["b"], data["X"], data["y"])
-        print(f"  {name:13s} T = {run['T']:>9,}: margin {run['margin']:.4f} "
-              f"(recomputed {again:.4f})")
+        if run["margin"] is None:  # a point on the wrong side: no margin (signed value shown)
+            print(f"  {name:13s} T = {run['T']:>9,}: not separated (signed margin {again:.4f})")
+        else:
+            print(f"  {name:13s} T = {run['T']:>9,}: margin {run['margin']:.4f} "
+                  f"(recomputed {again:.4f})")
 
 # %%
 # For the two points the predicted limit also has a closed form (sympy):

@@ -333,9 +333,14 @@ def test_gallery_example_prints_the_committed_numbers(tmp_path, monkeypatch, cap
     assert [f.suffix for f in _drawn(namespace, tmp_path)] == [".png", ".pdf"]
     results = load_json(FIGURES / "boundary_2d.json")
     printed = re.findall(r"T = +([\d,]+): margin (-?\d\.\d{4}) \(recomputed (-?\d\.\d{4})\)", out)
+    runs = [run for data in results["datasets"] for run in data["gd"] + [data["differential"]]]
     expected = [(f"{run['T']:,}", f"{run['margin']:.4f}", f"{run['margin']:.4f}")
-                for data in results["datasets"] for run in data["gd"] + [data["differential"]]]
+                for run in runs if run["margin"] is not None]
     assert printed == expected
+    # runs without a margin (not separated) are said to be so, with a negative signed margin
+    unseparated = re.findall(r"T = +([\d,]+): not separated \(signed margin (-?\d\.\d{4})\)", out)
+    assert [t for t, _ in unseparated] == [f"{run['T']:,}" for run in runs if run["margin"] is None]
+    assert unseparated and all(float(m) <= 0 for _, m in unseparated)
     for data in results["datasets"]:
         assert f"predicted cross-entropy limit {data['predicted']['ce_limit_margin']:.4f}" in out
 
