@@ -1,17 +1,17 @@
-"""Regenerate every figure: the four synthetic studies, then the other studies that exist.
+"""Regenerate every figure: the five synthetic studies, then the other studies that exist.
 
     python studies/run_all.py --quick --out runs/quick     # the README's main job (minutes)
     python studies/run_all.py --out figures                # full mode, regenerating figures/
 
-Without ``--out`` the results go to ``runs/run_all/``. The synthetic studies (boundary_2d,
-margin_vs_offset, margin_vs_rank, convergence) run in this process; ``kernel_benchmark.py``
-(redrawn from ``OUT/kernel_benchmark.raw.json``, or with ``--run`` when that file is missing)
-runs as a subprocess, only if its script exists. A failing study does not stop the others:
-each is reported, ``run_all.json`` records its status, and the command exits with status 1
-naming the studies that failed. The image studies need their data sets
-and are run on their own (see figures/README.md). Timings go to ``run_all.json`` (with
-``--only``, the entries of the other studies from an earlier run are kept and
-``last_run`` lists the studies of this one; ``total_seconds`` is this run's).
+Without ``--out`` the results go to ``runs/run_all/``. The synthetic studies
+(boundary_2d, margin_vs_offset, margin_vs_rank, convergence, multiclass_margins) run in
+this process; ``kernel_benchmark.py`` (redrawn from ``OUT/kernel_benchmark.raw.json``, or
+with ``--run`` when that file is missing) runs as a subprocess, only if its script exists.
+A failing study does not stop the others: each is reported, ``run_all.json`` records its
+status, and the command exits with status 1 naming the studies that failed. The image
+studies need their data sets and are run on their own (see figures/README.md). Timings go
+to ``run_all.json`` (with ``--only``, the entries of the other studies from an earlier run
+are kept and ``last_run`` lists the studies of this one; ``total_seconds`` is this run's).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from lowrank.cli import load_script, study_arguments  # noqa: E402
 from lowrank.io import load_json, save_json  # noqa: E402
 from lowrank.plotting import use_file_backend  # noqa: E402
 
-SYNTHETIC = ["boundary_2d", "margin_vs_offset", "margin_vs_rank", "convergence"]
+SYNTHETIC = ["boundary_2d", "margin_vs_offset", "margin_vs_rank", "convergence", "multiclass_margins"]
 EXTERNAL = ["kernel_benchmark"]
 
 
