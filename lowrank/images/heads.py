@@ -232,7 +232,7 @@ def head_on_backbone(model: nn.Module, w, b: float, shift=None) -> HeadNet:
 
 
 def retrain_head(F, y, loss: str, schedule: str, steps: int, seed: int = 0, reference=None,
-                 records: int = 40, lr: float | None = None) -> dict[str, Any]:
+                 records: int = 40, lr: float | None = None, quiet: bool = True) -> dict[str, Any]:
     """Train a linear head on frozen features with :func:`lowrank.train.fit_linear`.
 
     Every head starts from the same random initialisation (``init="random"``, ``seed``).
@@ -254,6 +254,8 @@ def retrain_head(F, y, loss: str, schedule: str, steps: int, seed: int = 0, refe
         Log-spaced steps recorded.
     lr : float, optional
         Default: :func:`lowrank.train.fit_linear`'s (per loss for the normalized schedule).
+    quiet : bool
+        Hide the progress bar.
 
     Returns
     -------
@@ -273,7 +275,7 @@ def retrain_head(F, y, loss: str, schedule: str, steps: int, seed: int = 0, refe
     steps = check_int(steps, "steps", minimum=0)
     fit = fit_linear(F, y, loss=loss, steps=steps, lr=lr, init="random", seed=seed,
                      record=log_spaced_steps(steps, records) if steps else [0],
-                     reference=reference, schedule=schedule)
+                     reference=reference, schedule=schedule, quiet=quiet)
     h = fit.history
     w = fit.w.cpu()
     signed = geometric_margin(w, fit.b, F, y) if float(w.abs().max()) > 0 else float("nan")
@@ -342,7 +344,14 @@ def offset_grid(F, y, u, n: int, target: float = 0.5, start: float | None = None
     Returns
     -------
     dict
-        ``c`` (list), ``reached`` (bool), ``c_max``, ``ratio_at_c_max``.
+        ``c`` (list), ``reached`` (bool), ``c_max``, ``ratio_at_c_max``, ``solver_errors``
+        (the shifts where the solvers raised :class:`~lowrank.theory.svm.CertificationError`:
+        skipped, and listed here).
+
+    Raises
+    ------
+    CertificationError
+        If no shift at all could be certified.
 
     Examples
     --------
@@ -358,13 +367,20 @@ def offset_grid(F, y, u, n: int, target: float = 0.5, start: float | None = None
     if start is None:
         C = F - F.mean(dim=0)
         start = 0.1 * float(torch.sqrt((C ** 2).sum(dim=1).mean())) or 0.1
-    c = float(start)
-    ratio = predicted_ratio(shift_features(F, c, u), y)
-    k = 0
-    while ratio > target and k < max_doublings:
-        c *= 2.0
-        ratio = predicted_ratio(shift_features(F, c, u), y)
-        k += 1
+    c, ratio, errors = float(start), math.inf, []
+    for k in range(max_doublings + 1):
+        if k:
+            c *= 2.0
+        try:
+            ratio = predicted_ratio(shift_features(F, c, u), y)
+        except CertificationError as err:  # reported, and the search goes on
+            errors.append({"c": c, "error": f"CertificationError: {err}"})
+            continue
+        if ratio <= target:
+            break
+    if not math.isfinite(ratio):
+        raise CertificationError(f"no shift along u could be certified: {errors[-1]['error']}")
     lo = min(float(start), c)
     grid = [0.0] + (np.geomspace(lo, c, n - 1).tolist() if n > 2 else [c])
-    return {"c": grid, "reached": bool(ratio <= target), "c_max": c, "ratio_at_c_max": ratio}
+    return {"c": grid, "reached": bool(ratio <= target), "c_max": c, "ratio_at_c_max": ratio,
+            "solver_errors": errors}

@@ -30,6 +30,7 @@ from ..device import resolve_device
 from ..experiments import ResultCache
 from ..models import build_model
 from ..progress import progress
+from ..theory.svm import CertificationError
 from .binary import LOSSES, budget_of, prepare, run_name, train_networks, with_threads
 from .heads import (
     extract_features,
@@ -54,22 +55,25 @@ __all__ = ["MODES", "FEATURE_KEYS", "study_name", "compute_study", "run_seed", "
 MODES = {
     "full": {"model": "cnn", "width": 8, "feature_dim": 32, "epochs": 20, "batch_size": 128,
              "lr": 1e-3, "max_train": None, "spectrum_samples": 1000, "seeds": 5,
-             "n_attack": 100, "attack_steps": 60, "head_points": 500,
-             "steps": {"constant": {"cross_entropy": 20000, "differential": 2000},
-                       "normalized": {"cross_entropy": 100000, "differential": 2000}},
-             "n_offsets": 5, "sweep_norms": ["l2", "linf"], "sweep_splits": ["train", "test"],
+             "n_attack": 100, "attack_steps": 60, "head_points": 400,
+             "steps": {"constant": {"cross_entropy": 100000, "differential": 2000},
+                       "normalized": {"cross_entropy": 1000000, "differential": 3000}},
+             "sweep_steps": {"cross_entropy": 200000, "differential": 1000},
+             "n_offsets": 3, "sweep_norms": ["l2", "linf"], "sweep_splits": ["test"],
              "n_boot": 2000},
     "quick": {"model": "cnn", "width": 8, "feature_dim": 32, "epochs": 3, "batch_size": 128,
               "lr": 1e-3, "max_train": 2000, "spectrum_samples": 500, "seeds": 1,
-              "n_attack": 16, "attack_steps": 25, "head_points": 250,
-              "steps": {"constant": {"cross_entropy": 2000, "differential": 200},
-                        "normalized": {"cross_entropy": 5000, "differential": 300}},
+              "n_attack": 16, "attack_steps": 20, "head_points": 250,
+              "steps": {"constant": {"cross_entropy": 20000, "differential": 300},
+                        "normalized": {"cross_entropy": 200000, "differential": 2000}},
+              "sweep_steps": {"cross_entropy": 30000, "differential": 500},
               "n_offsets": 3, "sweep_norms": ["l2"], "sweep_splits": ["test"], "n_boot": 1000},
     "tiny": {"model": "mlp", "width": 8, "feature_dim": 8, "epochs": 3, "batch_size": 8,
              "lr": 3e-3, "max_train": 64, "spectrum_samples": 32, "seeds": 1,
              "n_attack": 4, "attack_steps": 15, "head_points": 32,
              "steps": {"constant": {"cross_entropy": 200, "differential": 50},
                        "normalized": {"cross_entropy": 300, "differential": 100}},
+             "sweep_steps": {"cross_entropy": 300, "differential": 100},
              "n_offsets": 3, "sweep_norms": ["l2"], "sweep_splits": ["test"], "n_boot": 200},
 }
 
@@ -120,17 +124,18 @@ def _feature_space(fs: Mapping, pred: Mapping) -> dict:
     return out
 
 
-def _heads(fs: Mapping, pred: Mapping, budget: Mapping, seed: int, cache, key: Mapping,
-           schedules: Sequence[str] = ("constant", "normalized")) -> dict:
+def _heads(fs: Mapping, pred: Mapping, budget: Mapping, seed: int, cache, key: Mapping, quiet: bool,
+           schedules: Sequence[str] = ("constant", "normalized"),
+           sweep: Mapping[str, int] | None = None) -> dict:
     out = {}
     for schedule in schedules:
         for loss in LOSSES:
             ref = pred.get("ce_limit_w" if loss == "cross_entropy" else "optimal_w")
-            steps = budget["steps"][schedule][loss]
+            steps = (budget["steps"][schedule] if sweep is None else sweep)[loss]
             out[f"{schedule}_{loss}"] = cached(
                 cache, dict(key, head=loss, schedule=schedule, steps=steps),
                 lambda loss=loss, schedule=schedule, steps=steps, ref=ref: retrain_head(
-                    fs["F"], fs["y"], loss, schedule, steps, seed=seed, reference=ref))
+                    fs["F"], fs["y"], loss, schedule, steps, seed=seed, reference=ref, quiet=quiet))
     return out
 
 
@@ -166,7 +171,7 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
     def attack(model, what: Mapping, norms=NORMS, split_names=SPLITS) -> dict:
         sp = {s: splits[s] for s in split_names}
         r = robustness(model, sp, att_idx, eps_cfg, budget["attack_steps"], dict(key, **what),
-                       cache, norms=norms, seed=seed, quiet=True)
+                       cache, norms=norms, seed=seed, quiet=args.quiet)
         return r["attacks"]
 
     entry: dict[str, Any] = {"seed": seed, "backbone": {}}
@@ -182,7 +187,7 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
     entry["feature_space"] = feat
     entry["input_space"] = {"network_head": attack(model, {"net": "cross_entropy"})}
     if pred.get("certified"):
-        heads = _heads(fs, pred, budget, seed, cache, dict(key, what="head"))
+        heads = _heads(fs, pred, budget, seed, cache, dict(key, what="head"), args.quiet)
         feat["heads"] = heads
         feat["ce_head_margin"] = heads["normalized_cross_entropy"]["margin"]
         feat["differential_head_margin"] = heads["normalized_differential"]["margin"]
@@ -190,7 +195,8 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
             h = heads[f"normalized_{loss}"]
             entry["input_space"][loss] = attack(head_on_backbone(model, h["w"], h["b"]),
                                                 {"net": "cross_entropy", "head": loss})
-        entry["offset_sweep"] = _offset_sweep(fs, pred, budget, seed, cache, key, model, attack)
+        entry["offset_sweep"] = _offset_sweep(fs, pred, budget, seed, cache, key, model, attack,
+                                              args.quiet)
     # arm C: the network trained end to end with the differential loss
     dmodel = nets["differential"].model.eval()
     dfs = _fs_of(dmodel, x_tr, y_tr, budget["head_points"], seed + 5)
@@ -205,18 +211,18 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
     return entry
 
 
-def _offset_sweep(fs, pred, budget, seed, cache, key, model, attack) -> dict:
+def _offset_sweep(fs, pred, budget, seed, cache, key, model, attack, quiet: bool) -> dict:
     out = {}
     for u_name, u in offset_directions(fs["F"], pred).items():
         gkey = dict(key, what="offset_grid", u=u_name)
         try:
             grid = cached(cache, gkey, lambda u=u: offset_grid(fs["F"], fs["y"], u,
                                                                budget["n_offsets"]))
-        except (RuntimeError, ValueError) as err:  # CertificationError is a RuntimeError
+        except CertificationError as err:
             out[u_name] = {"error": f"{type(err).__name__}: {err}"}
             continue
         points = []
-        for c in grid["c"]:
+        for c in progress(grid["c"], desc=f"offsets {u_name}", quiet=quiet):
             Fc = shift_features(fs["F"], c, u)
             ckey = dict(key, u=u_name, c=c)
             p = cached(cache, dict(ckey, what="predictions"),
@@ -224,7 +230,8 @@ def _offset_sweep(fs, pred, budget, seed, cache, key, model, attack) -> dict:
             point = {"c": c, **{k: v for k, v in p.items() if not k.endswith(("_w", "_b"))}}
             if p.get("certified"):
                 heads = _heads({"F": Fc, "y": fs["y"]}, p, budget, seed, cache,
-                               dict(ckey, what="head"), schedules=("normalized",))
+                               dict(ckey, what="head"), quiet, schedules=("normalized",),
+                               sweep=budget["sweep_steps"])
                 point["ce_head_margin"] = heads["normalized_cross_entropy"]["margin"]
                 point["differential_head_margin"] = heads["normalized_differential"]["margin"]
                 point["head_cosines"] = {loss: heads[f"normalized_{loss}"]["cosine"] for loss in LOSSES}
@@ -281,7 +288,8 @@ def _protocol(args, mode: str, budget: Mapping, seeds: Sequence[int], device) ->
                                     "init='random', seed = the run's seed)",
                   "differential": "all positive/negative pairs of the subsample, bias by the "
                                   "midpoint rule",
-                  "steps": budget["steps"], "lr": "fit_linear defaults (normalized: 0.1 "
+                  "steps": budget["steps"], "sweep_steps (normalized)": budget["sweep_steps"],
+                  "lr": "fit_linear defaults (normalized: 0.1 "
                                                   "cross-entropy, 1 differential; plain: 0.1)",
                   "predictions": "cross-entropy head -> cross_entropy_limit; differential head "
                                  "-> max_margin_separator (certified; a CertificationError "
@@ -359,6 +367,10 @@ def summarise(results: Mapping[str, Any]) -> dict:
     out["feature_space"]["errors"] += [
         f"seed {s['seed']}, offset sweep {u}, c={p['c']:.4g}: {p['error']}" for s in seeds
         for u, v in s.get("offset_sweep", {}).items() for p in v.get("points", []) if "error" in p]
+    out["feature_space"]["errors"] += [
+        f"seed {s['seed']}, offset grid search {u}, c={e['c']:.4g}: {e['error']}" for s in seeds
+        for u, v in s.get("offset_sweep", {}).items()
+        for e in v.get("grid", {}).get("solver_errors", [])]
 
     def arm(getter, pool) -> dict:
         res = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,13 @@ def _band(ax, x, values, color, label, **style):
     v = np.asarray(values, dtype=float)
     if v.ndim == 1:
         v = v[None]
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a grid point with no value: a gap
         mean = np.nanmean(v, axis=0)
+        lo, hi = np.nanmin(v, axis=0), np.nanmax(v, axis=0)
     ax.plot(x, mean, color=color, label=label, **style)
     if v.shape[0] > 1:
-        ax.fill_between(x, np.nanmin(v, axis=0), np.nanmax(v, axis=0), color=color, alpha=0.2,
-                        lw=0)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
 
 
 def plot_real_features(results: Mapping[str, Any], out: str | Path, name: str) -> list[Path]:
