@@ -181,7 +181,7 @@ def _study():
 
 
 def test_tiny_study_writes_the_results_schema_and_replots(tmp_path):
-    manifest = write_tiny_fashion(tmp_path / "fm", n_train=100, n_test=40)
+    manifest = write_tiny_fashion(tmp_path / "fm", n_train=400, n_test=40)
     (tmp_path / "sums.json").write_text(json.dumps(manifest))
     argv = ["--data-dir", str(tmp_path / "fm"), "--checksums", str(tmp_path / "sums.json"),
             "--classes", "Trouser", "Bag", "--tiny", "--quiet", "--out", str(tmp_path / "out"),
@@ -191,7 +191,11 @@ def test_tiny_study_writes_the_results_schema_and_replots(tmp_path):
     saved = json.loads((tmp_path / "out" / f"{name}.json").read_text())
     assert list(saved)[:3] == ["protocol", "seeds", "summary"]
     assert saved["protocol"]["classes"] == ["Trouser", "Bag"] and len(saved["seeds"]) == 2
-    for seed in saved["seeds"]:
+    certified = [s for s in saved["seeds"] if s["feature_space"].get("certified")]
+    assert certified, [s["feature_space"].get("error") for s in saved["seeds"]]
+    for seed in saved["seeds"]:  # a seed without certified predictions says why
+        assert seed["feature_space"].get("certified") or seed["feature_space"]["error"]
+    for seed in certified:
         fs = seed["feature_space"]
         for k in ("optimal_margin", "ce_limit_margin", "ce_head_margin", "differential_head_margin",
                   "effective_rank", "offset_norm", "hyperplane_origin_distance"):
@@ -210,6 +214,7 @@ def test_tiny_study_writes_the_results_schema_and_replots(tmp_path):
                 assert "c" in p and ("ratio_predicted" in p or "error" in p)
                 if "input_space" in p:
                     assert set(p["input_space"]) == {"cross_entropy", "differential"}
+    for seed in saved["seeds"]:
         assert set(seed["end_to_end"]["input_space"]) == {"cross_entropy", "differential"}
     s = saved["summary"]
     assert s["n_seeds"] == 2

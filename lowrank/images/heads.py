@@ -131,8 +131,8 @@ def feature_predictions(F, y, rank_tol: float = 1e-9) -> dict[str, Any]:
         ``effective_rank``, ``span_rank``, ``offset_norm`` (norm of the feature mean),
         ``offset_in_spreads`` (that over the RMS distance from the mean),
         ``ce_limit_outside_span`` (share of the limit's weight outside the span of the
-        centred features), ``certified`` (True) — or, when a solver fails,
-        ``certified`` False and ``error`` (the solver's message; nothing is hidden).
+        centred features), ``certified`` (True) — or, when a solver fails (or a class has
+        no point left), ``certified`` False and ``error`` (the message; nothing is hidden).
 
     Examples
     --------
@@ -154,7 +154,7 @@ def feature_predictions(F, y, rank_tol: float = 1e-9) -> dict[str, Any]:
     try:
         opt = max_margin_separator(F, ys)
         ce = cross_entropy_limit(F, ys)
-    except (CertificationError, NotSeparableError) as err:
+    except (CertificationError, NotSeparableError, ValueError) as err:  # e.g. a class missing
         out.update({"certified": False, "error": f"{type(err).__name__}: {err}"})
         return out
     w_norm = float(opt.w.norm())
