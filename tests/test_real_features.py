@@ -163,6 +163,11 @@ def test_head_net_shift_is_a_bias_change_and_the_attack_is_scale_free():
     shifted = head_on_backbone(m, w, b, shift=(2.0 * u).tolist())
     plain = HeadNet(m.body, w, b + 2.0 * float(torch.tensor(w) @ u))
     assert torch.allclose(shifted(x), plain(x), atol=1e-5)
+    # a huge shift, cancelled by the bias, leaves the scores as they were (no float32 loss)
+    u64 = u.double()
+    far = head_on_backbone(m, w, b - 1e6 * float(torch.tensor(w, dtype=torch.float64) @ u64),
+                           shift=(1e6 * u64).tolist())
+    assert torch.allclose(far(x), m(x), atol=1e-4)
     with torch.no_grad():  # centre the scores so that the boundary runs through the box
         b -= float(m(x).median())
     y = torch.where(HeadNet(m.body, w, b)(x) > 0, 1.0, -1.0)
@@ -200,6 +205,7 @@ def test_tiny_study_writes_the_results_schema_and_replots(tmp_path):
         for k in ("optimal_margin", "ce_limit_margin", "ce_head_margin", "differential_head_margin",
                   "effective_rank", "offset_norm", "hyperplane_origin_distance"):
             assert k in fs, k
+        assert seed["hyperplane_origin_distance"] == fs["hyperplane_origin_distance"]
         assert fs["separability"]["n_kept"] + fs["separability"]["n_misclassified"] == \
             fs["separability"]["n_total"]
         assert abs(fs["differential_head_margin"] - fs["optimal_margin"]) <= 0.05 * fs["optimal_margin"]
@@ -231,3 +237,18 @@ def test_tiny_study_writes_the_results_schema_and_replots(tmp_path):
     (tmp_path / "out" / f"{name}.png").unlink()
     _study().main([*argv, "--replot"])
     assert (tmp_path / "out" / f"{name}.png").is_file()
+
+
+def test_tiny_study_runs_on_the_cifar_format(tmp_path):
+    from _image_fixtures import write_tiny_cifar
+
+    manifest = write_tiny_cifar(tmp_path / "data", n_per_batch=40, archive=True)
+    (tmp_path / "sums.json").write_text(json.dumps(manifest))
+    res = _study().main(["--dataset", "cifar10", "--classes", "cat", "dog", "--data-dir",
+                         str(tmp_path / "data"), "--checksums", str(tmp_path / "sums.json"),
+                         "--tiny", "--quiet", "--out", str(tmp_path / "out"), "--threads", "1"])
+    assert res["protocol"]["dataset"] == "cifar10" and res["protocol"]["classes"] == ["cat", "dog"]
+    assert (tmp_path / "out" / "real_features_cifar10_cat_vs_dog_tiny.json").is_file()
+    e = res["seeds"][0]
+    assert e["feature_space"]["separability"]["n_total"] == 40
+    assert set(e["end_to_end"]["input_space"]) == {"cross_entropy", "differential"}

@@ -175,6 +175,10 @@ def feature_predictions(F, y, rank_tol: float = 1e-9) -> dict[str, Any]:
 class HeadNet(nn.Module):
     """A backbone's features, a fixed shift, and a linear head: ``w . (phi(x) + shift) + b``.
 
+    The shift enters the score as the constant ``w . shift``, added to the bias in float64
+    (adding a large shift to float32 features and subtracting it again through the bias
+    would cancel catastrophically); :meth:`features` returns the shifted features.
+
     Parameters
     ----------
     body : nn.Module
@@ -199,10 +203,11 @@ class HeadNet(nn.Module):
         dtype = ref.dtype if ref is not None else torch.float32
         device = ref.device if ref is not None else torch.device("cpu")
         self.head = nn.Linear(w.numel(), 1).to(device=device, dtype=dtype)
+        sh = torch.zeros(w.numel(), dtype=torch.float64) if shift is None else torch.as_tensor(
+            np.asarray(shift, dtype=np.float64))
         with torch.no_grad():
             self.head.weight.copy_(w.reshape(1, -1).to(dtype))
-            self.head.bias.fill_(float(b))
-        sh = torch.zeros(w.numel()) if shift is None else torch.as_tensor(np.asarray(shift, float))
+            self.head.bias.fill_(float(b) + float(w @ sh))
         self.register_buffer("shift", sh.to(device=device, dtype=dtype))
         self.requires_grad_(False)
 
@@ -211,9 +216,9 @@ class HeadNet(nn.Module):
         return self.body(x) + self.shift
 
     def forward(self, x: torch.Tensor, return_features: bool = False):  # noqa: D102
-        f = self.features(x)
-        s = self.head(f)[:, 0]
-        return (s, f) if return_features else s
+        f = self.body(x)
+        s = self.head(f)[:, 0]  # the shift is folded into the bias
+        return (s, f + self.shift) if return_features else s
 
 
 def head_on_backbone(model: nn.Module, w, b: float, shift=None) -> HeadNet:

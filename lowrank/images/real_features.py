@@ -185,6 +185,9 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
     pred = cached(cache, dict(key, what="predictions"), lambda: feature_predictions(fs["F"], fs["y"]))
     feat = _feature_space(fs, pred)
     entry["feature_space"] = feat
+    # the schema names these at the seed level too (the same values as in feature_space)
+    entry.update({k: feat.get(k) for k in ("effective_rank", "offset_norm",
+                                            "hyperplane_origin_distance")})
     entry["input_space"] = {"network_head": attack(model, {"net": "cross_entropy"})}
     if pred.get("certified"):
         heads = _heads(fs, pred, budget, seed, cache, dict(key, what="head"), args.quiet)
@@ -305,6 +308,9 @@ def _protocol(args, mode: str, budget: Mapping, seeds: Sequence[int], device) ->
                                   {s: budget["n_attack"] for s in SPLITS}),
         "statistics": {"interval": "95% percentile bootstrap, resampling seeds then images",
                        "n_boot": budget["n_boot"],
+                       "median": "numpy median of the pooled per-image norms (mean of the two "
+                                 "middle values; a record's own median_norm is torch's lower "
+                                 "median)",
                        "paired_difference": "cross-entropy minus differential, per image "
                                             "(same images for both heads of a seed)"},
         "software": software_protocol(device),
