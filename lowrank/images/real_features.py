@@ -452,8 +452,12 @@ def _sweep_summary(seeds: Sequence[Mapping], n_boot: int, report: Mapping) -> di
                 norm = next(iter(sp[0]["input_space"]["cross_entropy"][split]))
                 ce = [norms_of(p["input_space"]["cross_entropy"][split][norm]) for p in sp]
                 df = [norms_of(p["input_space"]["differential"][split][norm]) for p in sp]
-                ratio = [float(np.median(b) / np.median(a)) if np.median(a) > 0 else None
-                         for a, b in zip(ce, df, strict=True)]
+                # only where both heads separate their features and both medians are finite
+                ok = [p.get("ce_head_margin") is not None and p.get("differential_head_margin")
+                      is not None for p in sp]
+                ratio = [float(np.median(b) / np.median(a))
+                         if good and 0 < np.median(a) < np.inf and np.isfinite(np.median(b))
+                         else None for a, b, good in zip(ce, df, ok, strict=True)]
                 row["median_norm_ratio_differential_over_ce"] = {
                     "split": split, "norm": norm, **(_stat(ratio, n_boot) or {})}
                 pairs += [(p.get("ratio_predicted"), r) for p, r in zip(sp, ratio, strict=True)]

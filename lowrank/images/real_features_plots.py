@@ -102,7 +102,9 @@ def plot_real_features(results: Mapping[str, Any], out: str | Path, name: str) -
                         norm = next(iter(isp["cross_entropy"][split]))
                         a = np.median([float(v) for v in isp["cross_entropy"][split][norm]["norms"]])
                         b = np.median([float(v) for v in isp["differential"][split][norm]["norms"]])
-                        row.append(b / a if a > 0 else np.nan)
+                        sep = p.get("ce_head_margin") is not None and p.get(
+                            "differential_head_margin") is not None
+                        row.append(b / a if sep and 0 < a < np.inf and np.isfinite(b) else np.nan)
                     vals.append(row)
                 _band(ax, x, vals, "C2", f"u = {u_name}", ls=ls, marker="o")
                 ax.axhline(1.0, color="0.5", lw=0.8)
@@ -125,6 +127,7 @@ def plot_real_features(results: Mapping[str, Any], out: str | Path, name: str) -
            title=f"(d) test, {norm_label('l2')}, 95% bootstrap bands", ylim=(-0.02, 1.02))
     ax.legend(fontsize=7, loc="lower right")
     proto = results["protocol"]
-    fig.suptitle(f"real features: {proto['dataset']} {proto['classes']} ({proto['mode']}, "
-                 f"{len(results['seeds'])} seed(s))")
+    fig.suptitle(f"real features: {proto['dataset']}, {proto['classes'][0]} vs {proto['classes'][1]} "
+                 f"({proto['mode']}, {len(results['seeds'])} seed(s); bands: min-max over seeds "
+                 "in a-c)")
     return save_figure(fig, out, name)
