@@ -27,8 +27,7 @@ from .protocol import attack_protocol, software_protocol, training_protocol
 from .robustness import robustness
 from .tasks import EPS, NORMS, SPLITS, balanced_subset, load_task, pair_slug, subsample_indices
 
-__all__ = ["LOSSES", "MODES", "budget_of", "run_name", "with_threads", "train_networks", "prepare",
-           "study_name", "compute_study", "plot_study",
+__all__ = ["LOSSES", "MODES", "train_networks", "study_name", "compute_study", "plot_study",
            "compare_losses", "summary", "curve_rows", "report_lines"]
 
 LOSSES = ("cross_entropy", "differential")
@@ -114,6 +113,16 @@ def train_networks(init: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, budg
     Returns
     -------
     dict of str to DeepTrainResult
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lowrank.models import MLP
+    >>> x, y = torch.rand(8, 4), torch.tensor([1.0, -1.0] * 4)
+    >>> budget = {"lr": 1e-2, "epochs": 1, "batch_size": 4, "spectrum_samples": 0}
+    >>> nets = train_networks(MLP(4, (3,)), x, y, budget, 0, Path(tempfile.mkdtemp()), "cpu")
+    >>> sorted(nets), nets["differential"].bias_rule
+    (['cross_entropy', 'differential'], 'midpoint')
     """
     out = {}
     for loss in losses:
@@ -159,6 +168,15 @@ def compare_losses(args: argparse.Namespace, mode: str, name: str) -> dict:
         ``protocol``, ``data``, ``models`` (per loss: accuracies, bias, history, final
         spectrum, ``attacks`` and ``pgd`` per split and norm), ``summary``,
         ``runtime_seconds``.
+
+    Examples
+    --------
+    ``studies/image_binary.py`` calls it through :func:`compute_study`; the tests run it on
+    tiny archives (``tests/test_image_study.py``):
+
+    >>> name = "image_fashion_mnist_shirt_vs_t-shirt-top_quick"
+    >>> res = compare_losses(args, "quick", name)  # doctest: +SKIP
+    >>> res["summary"]["per_loss"]["differential"]["clean_test_acc"]  # doctest: +SKIP
     """
     budget = budget_of(MODES, mode, args)
     device = resolve_device(getattr(args, "device", "auto"))
@@ -227,6 +245,17 @@ def compare_losses(args: argparse.Namespace, mode: str, name: str) -> dict:
 def summary(results: Mapping[str, Any]) -> dict:
     """Per-loss accuracies, effective rank, shares at the reported eps and median norms.
 
+    Parameters
+    ----------
+    results : mapping
+        Holds ``models`` as written by :func:`compare_losses`.
+
+    Returns
+    -------
+    dict
+        ``per_loss``, ``share_differential_minus_cross_entropy`` (per split, norm and eps),
+        ``clean_test_acc_differential_minus_cross_entropy``.
+
     Examples
     --------
     >>> att = {s: {n: {"share_at_reported_eps": {"1": 0.5}, "median_norm": 1.0} for n in NORMS}
@@ -258,6 +287,15 @@ def summary(results: Mapping[str, Any]) -> dict:
 def curve_rows(results: Mapping[str, Any]) -> list[dict]:
     """CSV rows: one per loss, split, norm and eps.
 
+    Parameters
+    ----------
+    results : mapping
+        Holds ``models`` with their ``attacks``.
+
+    Returns
+    -------
+    list of dict
+
     Examples
     --------
     >>> a = {s: {n: {"eps": [0.0], "share": [0.25]} for n in NORMS} for s in SPLITS}
@@ -276,7 +314,26 @@ def curve_rows(results: Mapping[str, Any]) -> list[dict]:
 
 
 def report_lines(results: Mapping[str, Any]) -> list[str]:
-    """Printed summary: accuracies, effective rank, shares at the reported eps, runtime."""
+    """Printed summary: accuracies, effective rank, shares at the reported eps, runtime.
+
+    Parameters
+    ----------
+    results : mapping
+        Results of :func:`compare_losses` (or their JSON).
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> import lowrank
+    >>> from lowrank.io import load_json
+    >>> root = Path(lowrank.__file__).resolve().parents[1]
+    >>> res = load_json(root / "figures" / "image_fashion_mnist_sneaker_vs_sandal.json")
+    >>> report_lines(res)[0].split(":")[0].strip()
+    'cross_entropy'
+    """
     lines = []
     for loss, r in results["summary"]["per_loss"].items():
         rank = r["final_effective_rank"]
@@ -298,6 +355,15 @@ def report_lines(results: Mapping[str, Any]) -> list[str]:
 def study_name(args: argparse.Namespace) -> str:
     """File stem of an ``image_binary`` run: ``image_<dataset>_<pair>`` (+ ``_quick``/``_tiny``).
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``dataset``, ``classes``, ``tiny``, ``quick``.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> a = argparse.Namespace(dataset="cifar10", classes=["cat", "dog"], tiny=True, quick=False)
@@ -312,12 +378,50 @@ def _mode(args: argparse.Namespace) -> str:
 
 
 def compute_study(args: argparse.Namespace) -> dict:
-    """:func:`compare_losses` for parsed study arguments (``--threads`` for this call only)."""
+    """:func:`compare_losses` for parsed study arguments (``--threads`` for this call only).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The common study options and :func:`lowrank.images.tasks.add_image_arguments`.
+
+    Returns
+    -------
+    dict
+        As :func:`compare_losses`.
+
+    Examples
+    --------
+    >>> compute_study(args)["protocol"]["mode"]  # doctest: +SKIP
+    'quick'
+    """
     return with_threads(args.threads, compare_losses, args, _mode(args), study_name(args))
 
 
 def plot_study(results: Mapping[str, Any], out: str | Path) -> list[Path]:
-    """Both figures of a run, named like its JSON (:func:`study_name` of its protocol)."""
+    """Both figures of a run, named like its JSON (:func:`study_name` of its protocol).
+
+    Parameters
+    ----------
+    results : mapping
+        Results of :func:`compare_losses` (or their JSON).
+    out : path-like
+        Output directory.
+
+    Returns
+    -------
+    list of Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import lowrank
+    >>> from lowrank.io import load_json
+    >>> root = Path(lowrank.__file__).resolve().parents[1]
+    >>> res = load_json(root / "figures" / "image_fashion_mnist_sneaker_vs_sandal.json")
+    >>> sorted(p.name for p in plot_study(res, tempfile.mkdtemp()))[:2]
+    ['image_fashion_mnist_sneaker_vs_sandal.pdf', 'image_fashion_mnist_sneaker_vs_sandal.png']
+    """
     from .plots import plot_image_binary
 
     proto = results["protocol"]

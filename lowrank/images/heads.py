@@ -43,6 +43,20 @@ def extract_features(model: nn.Module, x: torch.Tensor, batch_size: int = 1024
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores and penultimate features of ``x`` (eval mode), as float64 CPU tensors.
 
+    Parameters
+    ----------
+    model : nn.Module
+        A :class:`lowrank.models.OneScoreNet` (``forward(x, return_features=True)``).
+    x : torch.Tensor
+        Inputs.
+    batch_size : int
+        Forward batch size.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        Scores, shape (n,), and features, shape (n, k).
+
     Examples
     --------
     >>> from lowrank.models import MLP
@@ -101,6 +115,20 @@ def separable_subset(F, y, scores) -> dict[str, Any]:
 
 def predicted_ratio(F, y) -> float:
     """Cross-entropy-limit margin over optimal margin of ``(F, y)`` (exact solvers).
+
+    Parameters
+    ----------
+    F : array-like, shape (n, k)
+    y : array-like, shape (n,)
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    CertificationError, NotSeparableError
+        From the solvers.
 
     Examples
     --------
@@ -224,6 +252,19 @@ class HeadNet(nn.Module):
 def head_on_backbone(model: nn.Module, w, b: float, shift=None) -> HeadNet:
     """:class:`HeadNet` on a copy of ``model.body`` (eval mode): the network with a new head.
 
+    Parameters
+    ----------
+    model : nn.Module
+        A :class:`lowrank.models.OneScoreNet`.
+    w : array-like, shape (k,)
+    b : float
+    shift : array-like, shape (k,), optional
+        Feature shift in front of the head.
+
+    Returns
+    -------
+    HeadNet
+
     Examples
     --------
     >>> from lowrank.models import MLP
@@ -295,6 +336,23 @@ def retrain_head(F, y, loss: str, schedule: str, steps: int, seed: int = 0, refe
 def offset_directions(F, predictions: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """The two shift directions of the offset sweep: the optimal unit normal, the unit mean.
 
+    Parameters
+    ----------
+    F : array-like, shape (n, k)
+        Features.
+    predictions : mapping
+        Holds ``optimal_w`` (:func:`feature_predictions`).
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        ``optimal_normal`` and ``feature_mean``.
+
+    Raises
+    ------
+    ValueError
+        If the feature mean is zero.
+
     Examples
     --------
     >>> d = offset_directions([[0.0, 2.0], [2.0, 2.0]], {"optimal_w": [3.0, 0.0]})
@@ -311,6 +369,16 @@ def offset_directions(F, predictions: Mapping[str, Any]) -> dict[str, torch.Tens
 
 def shift_features(F, c: float, u) -> torch.Tensor:
     """``F + c * u`` (float64).
+
+    Parameters
+    ----------
+    F : array-like, shape (n, k)
+    c : float
+    u : array-like, shape (k,)
+
+    Returns
+    -------
+    torch.Tensor
 
     Examples
     --------

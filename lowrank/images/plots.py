@@ -11,7 +11,7 @@ import numpy as np
 from ..plotting import LOSS_COLORS, apply_style, save_figure
 from .tasks import NORMS, SPLITS
 
-__all__ = ["SPECTRUM_FLOOR", "plot_image_binary", "visible_spectrum", "norm_label"]
+__all__ = ["SPECTRUM_FLOOR", "plot_image_binary", "visible_spectrum"]
 
 #: Relative singular values below this are float32 round-off of a zero (features computed in
 #: float32 have relative precision ~1.2e-7): the spectrum figure leaves them out.
@@ -31,6 +31,17 @@ def norm_label(norm: str) -> str:
 
 def visible_spectrum(s, floor: float = SPECTRUM_FLOOR) -> tuple[np.ndarray, np.ndarray, int]:
     """Indices (from 1) and values ``s_i / s_1`` at or above ``floor``; how many were dropped.
+
+    Parameters
+    ----------
+    s : array-like
+        Singular values, largest first.
+    floor : float
+        Smallest relative value shown.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, int)
 
     Examples
     --------
@@ -66,6 +77,17 @@ def plot_image_binary(results: Mapping[str, Any], out: str | Path, name: str) ->
     -------
     list of Path
         The files written.
+
+    Examples
+    --------
+    See :func:`lowrank.images.binary.plot_study`, which names the files like the JSON.
+
+    >>> import tempfile, lowrank
+    >>> from lowrank.io import load_json
+    >>> root = Path(lowrank.__file__).resolve().parents[1]
+    >>> res = load_json(root / "figures" / "image_fashion_mnist_sneaker_vs_sandal.json")
+    >>> len(plot_image_binary(res, tempfile.mkdtemp(), "demo"))
+    4
     """
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator

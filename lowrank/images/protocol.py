@@ -12,7 +12,7 @@ from ..attacks import PGDBisection
 from ..device import device_info
 from .tasks import NORMS
 
-__all__ = ["package_version", "attack_protocol", "software_protocol", "training_protocol"]
+__all__ = ["attack_protocol", "software_protocol", "training_protocol"]
 
 
 def package_version(pkg: str) -> str:
@@ -34,6 +34,23 @@ def package_version(pkg: str) -> str:
 def attack_protocol(steps: int, eps_cfg: Mapping[str, Any], n_images: Mapping[str, int],
                     pgd_steps: int = 0, norms=NORMS) -> dict:
     """How the input-space minimum norms are measured (the ``attack`` protocol entry).
+
+    Parameters
+    ----------
+    steps : int
+        Iterations of the minimum-norm attack.
+    eps_cfg : mapping
+        An entry of :data:`lowrank.images.tasks.EPS`.
+    n_images : mapping of str to int
+        Attacked images per split.
+    pgd_steps : int
+        Steps of the fixed-eps PGD cross-check (0: none).
+    norms : sequence of str
+        Threat models run.
+
+    Returns
+    -------
+    dict
 
     Examples
     --------
@@ -71,6 +88,19 @@ def attack_protocol(steps: int, eps_cfg: Mapping[str, Any], n_images: Mapping[st
 def training_protocol(losses, lr: float, epochs: int, batch_size: int) -> dict:
     """How the networks are trained end to end (the ``training`` protocol entry).
 
+    Parameters
+    ----------
+    losses : sequence of str
+    lr : float
+        Adam's learning rate.
+    epochs : int
+        The stopping rule: a fixed number of epochs.
+    batch_size : int
+
+    Returns
+    -------
+    dict
+
     Examples
     --------
     >>> training_protocol(["cross_entropy"], 1e-3, 3, 8)["epochs"]
@@ -88,6 +118,14 @@ def training_protocol(losses, lr: float, epochs: int, batch_size: int) -> dict:
 
 def software_protocol(device) -> dict:
     """Versions, threads and device of the run.
+
+    Parameters
+    ----------
+    device : str or torch.device
+
+    Returns
+    -------
+    dict
 
     Examples
     --------

@@ -91,6 +91,15 @@ def _mode(args: argparse.Namespace) -> str:
 def study_name(args: argparse.Namespace) -> str:
     """``real_features_<dataset>_<pair>`` (plus ``_quick`` / ``_tiny``).
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``dataset``, ``classes``, ``tiny``, ``quick``.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> a = argparse.Namespace(dataset="fashion_mnist", classes=None, tiny=False, quick=False)
@@ -153,6 +162,14 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
     dict
         The seed's entry of the results (``feature_space``, ``offset_sweep``,
         ``input_space``, ``end_to_end``, ``backbone``).
+
+    Examples
+    --------
+    Called by :func:`compute_study` for each seed; ``tests/test_real_features.py`` runs it
+    on tiny archives.
+
+    >>> entry = run_seed(ctx, 0)  # doctest: +SKIP
+    >>> entry["feature_space"]["ratio_predicted"]  # doctest: +SKIP
     """
     args, budget, device, cache = ctx["args"], ctx["budget"], ctx["device"], ctx["cache"]
     sargs = argparse.Namespace(**{**vars(args), "seed": seed})
@@ -252,7 +269,26 @@ def _offset_sweep(fs, pred, budget, seed, cache, key, model, attack, quiet: bool
 
 
 def compute_study(args: argparse.Namespace) -> dict:
-    """All seeds of the study for parsed arguments, with the protocol and the summary."""
+    """All seeds of the study for parsed arguments, with the protocol and the summary.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The common study options, :func:`lowrank.images.tasks.add_image_arguments` and
+        ``seeds``.
+
+    Returns
+    -------
+    dict
+        ``protocol``, ``seeds`` (one :func:`run_seed` entry each), ``summary``
+        (:func:`summarise`), ``runtime_seconds``.
+
+    Examples
+    --------
+    >>> res = compute_study(args)  # doctest: +SKIP
+    >>> list(res)[:3]  # doctest: +SKIP
+    ['protocol', 'seeds', 'summary']
+    """
     return with_threads(args.threads, _compute, args)
 
 
@@ -356,6 +392,10 @@ def summarise(results: Mapping[str, Any]) -> dict:
         space), ``offset_sweep`` (arm B, per direction and grid point), ``claim`` (per arm,
         whether differential training lowered the share with an adversarial example at the
         middle reported eps, on every split and norm, with intervals excluding 0).
+
+    Examples
+    --------
+    >>> res["summary"] = summarise(res)  # doctest: +SKIP
     """
     proto, seeds = results["protocol"], results["seeds"]
     n_boot = proto["budget"]["n_boot"]
@@ -475,7 +515,25 @@ def _sweep_summary(seeds: Sequence[Mapping], n_boot: int, report: Mapping) -> di
 
 
 def curve_rows(results: Mapping[str, Any]) -> list[dict]:
-    """CSV rows: one per seed, arm, head, split, norm and eps (share with an adversarial example)."""
+    """CSV rows: one per seed, arm, head, split, norm and eps (share with an adversarial example).
+
+    Parameters
+    ----------
+    results : mapping
+        Holds ``seeds``.
+
+    Returns
+    -------
+    list of dict
+
+    Examples
+    --------
+    >>> rec = {"test": {"l2": {"eps": [0.0, 1.0], "share": [0.0, 0.5]}}}
+    >>> seed = {"seed": 0, "input_space": {"differential": rec},
+    ...         "end_to_end": {"input_space": {}}}
+    >>> curve_rows({"seeds": [seed]})[1]["share_adversarial"]
+    0.5
+    """
     rows = []
     for s in results["seeds"]:
         sources = [("A", k, v) for k, v in s["input_space"].items()]
@@ -496,7 +554,22 @@ def _fmt(st: Mapping | None, spec: str = ".4f") -> str:
 
 
 def report_lines(results: Mapping[str, Any]) -> list[str]:
-    """Headline numbers with 95% intervals, per arm."""
+    """Headline numbers with 95% intervals, per arm.
+
+    Parameters
+    ----------
+    results : mapping
+        Results with their ``summary``.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> for line in report_lines(res):  # doctest: +SKIP
+    ...     print(line)
+    """
     s = results["summary"]
     fs = s["feature_space"]
     lines = [f"seeds: {s['n_seeds']} (certified predictions: {fs['n_seeds_certified']})"]

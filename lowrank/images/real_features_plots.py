@@ -45,6 +45,11 @@ def plot_real_features(results: Mapping[str, Any], out: str | Path, name: str) -
     Returns
     -------
     list of Path
+
+    Examples
+    --------
+    >>> plot_real_features(load_json("figures/real_features_fashion_mnist_shirt_vs_t-shirt-top.json"),
+    ...                    "figures", "real_features_fashion_mnist_shirt_vs_t-shirt-top")  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
 

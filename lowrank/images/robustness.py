@@ -60,6 +60,15 @@ def cached(cache: ResultCache | None, key: Mapping[str, Any], compute: Callable[
 def norms_of(record: Mapping[str, Any]) -> np.ndarray:
     """The per-image norms of a record as floats (``"inf"`` strings from JSON become inf).
 
+    Parameters
+    ----------
+    record : mapping
+        A :func:`min_norm_record` (in memory or read back from JSON).
+
+    Returns
+    -------
+    numpy.ndarray
+
     Examples
     --------
     >>> norms_of({"norms": [0.5, "inf"]}).tolist()
@@ -97,6 +106,19 @@ def min_norm_record(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, no
         ``eps``, ``share``, ``share_at_reported_eps``, ``median_norm``, ``mean_finite_norm``,
         ``n_failed``, ``n_images``, ``failed_indices`` (images with no adversarial example
         found: norm ``inf``), ``method_counts``, ``method``, ``indices``, ``norms``.
+
+    Examples
+    --------
+    A linear score on two pixels; the exact L2 distance of ``(0.5, 0.5)`` to the boundary
+    ``x_0 = 0.25`` is 0.25:
+
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 1), torch.nn.Flatten(0))
+    >>> with torch.no_grad():
+    ...     _ = model[1].weight.copy_(torch.tensor([[1.0, 0.0]])), model[1].bias.fill_(-0.25)
+    >>> r = min_norm_record(model.eval(), torch.tensor([[0.5, 0.5]]), torch.tensor([1.0]), "l2",
+    ...                     [0.0, 0.3], [0.3], torch.tensor([7]), steps=20)
+    >>> round(r["median_norm"], 3), r["share"].tolist(), r["n_failed"]
+    (0.25, [0.0, 1.0], 0)
     """
     r = min_norm_attack(model, x, y, norm, steps=steps, seed=seed, quiet=quiet, warn=False)
     norms = r.norms.cpu()
@@ -145,6 +167,19 @@ def robustness(model: torch.nn.Module, splits: Mapping[str, tuple[torch.Tensor, 
     -------
     dict
         ``{"attacks": {split: {norm: record}}, "pgd": {split: {norm: ...}}}``.
+
+    Examples
+    --------
+    >>> from lowrank.images.tasks import EPS
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 1), torch.nn.Flatten(0))
+    >>> with torch.no_grad():
+    ...     _ = model[1].weight.copy_(torch.tensor([[1.0, 0.0]])), model[1].bias.fill_(-0.25)
+    >>> x, y = torch.tensor([[0.5, 0.5], [0.0, 0.5]]), torch.tensor([1.0, -1.0])
+    >>> cache = ResultCache(None)
+    >>> r = robustness(model.eval(), {"test": (x, y)}, {"test": torch.tensor([0, 1])},
+    ...                EPS["fashion_mnist"], 20, {"model": "demo"}, cache, norms=["l2"])
+    >>> [round(float(v), 3) for v in r["attacks"]["test"]["l2"]["norms"]], len(cache.results)
+    ([0.25, 0.25], 1)
     """
     out: dict = {"attacks": {}, "pgd": {}}
     for split, (xs, ys) in splits.items():

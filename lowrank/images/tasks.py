@@ -22,9 +22,8 @@ from .._validation import check_int
 from ..cli import data_dir_from
 from ..data import BinaryImageTask, load_cifar10_binary, load_fashion_mnist_binary
 
-__all__ = ["add_image_arguments", "DATASETS", "DEFAULT_CLASSES", "EPS", "NORMS", "SPLITS", "slug",
-           "pair_slug",
-           "load_task", "subsample_indices", "balanced_subset", "eps_grids"]
+__all__ = ["add_image_arguments", "DATASETS", "DEFAULT_CLASSES", "EPS", "NORMS", "SPLITS",
+           "pair_slug", "load_task", "subsample_indices", "balanced_subset", "eps_grids"]
 
 DATASETS = ("cifar10", "fashion_mnist")
 NORMS = ("l2", "linf")
@@ -57,6 +56,15 @@ def slug(s: str) -> str:
 def pair_slug(classes: Sequence[str]) -> str:
     """File-name part of a class pair.
 
+    Parameters
+    ----------
+    classes : pair of str
+        (positive, negative) class names.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> pair_slug(("Shirt", "T-shirt/top"))
@@ -67,6 +75,19 @@ def pair_slug(classes: Sequence[str]) -> str:
 
 def eps_grids(dataset: str) -> dict[str, np.ndarray]:
     """The eps grid of each norm for ``dataset`` (see :data:`EPS`).
+
+    Parameters
+    ----------
+    dataset : {"cifar10", "fashion_mnist"}
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        For an unknown dataset.
 
     Examples
     --------
@@ -106,6 +127,12 @@ def load_task(dataset: str, classes: Sequence | None, data_dir: str | os.PathLik
     ------
     ValueError
         For an unknown dataset, no data directory, or files that fail their checksums.
+
+    Examples
+    --------
+    >>> task = load_task("fashion_mnist", ("Sneaker", "Sandal"), "/data")  # doctest: +SKIP
+    >>> task.classes  # doctest: +SKIP
+    ('Sneaker', 'Sandal')
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
@@ -122,6 +149,19 @@ def subsample_indices(n_total: int, n: int | None, seed: int) -> torch.Tensor:
 
     Drawn on the CPU from ``torch.Generator().manual_seed(seed)``: the same items on every
     device.
+
+    Parameters
+    ----------
+    n_total : int
+        Number of items.
+    n : int or None
+        How many to draw.
+    seed : int
+
+    Returns
+    -------
+    torch.Tensor
+        Sorted int64 indices.
 
     Examples
     --------
@@ -149,6 +189,11 @@ def balanced_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
     seed : int
         Seed of :func:`subsample_indices`.
 
+    Returns
+    -------
+    torch.Tensor
+        Sorted int64 indices.
+
     Examples
     --------
     >>> balanced_subset(torch.tensor([1.0, 1, 1, -1, -1, -1]), 4, seed=0).tolist()
@@ -169,6 +214,16 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
     ``--dataset``, ``--classes``, ``--data-dir``, ``--checksums``, ``--download``,
     ``--model``, ``--epochs``, ``--n-attack``, ``--threads`` and ``--device``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        A study parser (e.g. :func:`lowrank.experiments.study_arguments`).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The same parser.
 
     Examples
     --------
