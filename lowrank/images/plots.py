@@ -128,7 +128,7 @@ def plot_image_binary(results: Mapping[str, Any], out: str | Path, name: str) ->
     axes[0].set(title="penultimate features, final epoch", xlabel="index i",
                 ylabel="s_i / s_1 (centred)")
     if dropped:
-        axes[0].text(0.02, 0.02, f"{dropped} values < {SPECTRUM_FLOOR:g} (float32 zeros) not shown",
+        axes[0].text(0.02, 0.02, f"up to {dropped} values < {SPECTRUM_FLOOR:g} (float32 zeros) not shown",
                      transform=axes[0].transAxes, ha="left", va="bottom", fontsize=8)
     axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].set(title="effective rank per epoch", xlabel="epoch", ylabel="exp(entropy)")
