@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..device import resolve_device
-from ..experiments import ResultCache
+from ..experiments import ResultCache, study_mode
 from ..models import build_model
 from ..train import DeepTrainConfig, DeepTrainResult, predict_scores, train_deep
 from .protocol import attack_protocol, software_protocol, training_protocol
@@ -370,11 +370,7 @@ def study_name(args: argparse.Namespace) -> str:
     >>> study_name(a)
     'image_cifar10_cat_vs_dog_tiny'
     """
-    return run_name("image", args, _mode(args))
-
-
-def _mode(args: argparse.Namespace) -> str:
-    return "tiny" if getattr(args, "tiny", False) else "quick" if args.quick else "full"
+    return run_name("image", args, study_mode(args))
 
 
 def compute_study(args: argparse.Namespace) -> dict:
@@ -395,7 +391,7 @@ def compute_study(args: argparse.Namespace) -> dict:
     >>> compute_study(args)["protocol"]["mode"]  # doctest: +SKIP
     'quick'
     """
-    return with_threads(args.threads, compare_losses, args, _mode(args), study_name(args))
+    return with_threads(args.threads, compare_losses, args, study_mode(args), study_name(args))
 
 
 def plot_study(results: Mapping[str, Any], out: str | Path) -> list[Path]:
