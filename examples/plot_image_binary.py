@@ -27,18 +27,17 @@ below with the command that produced it; nothing is retrained here.
 # %%
 # The committed runs and the study's plotting function
 # ----------------------------------------------------
-# The study script is loaded by path, without running it, for its plotting function
-# (``_figures``, which draws the two figures of a run).
-import runpy
+# The study's plotting function is :func:`lowrank.images.plots.plot_image_binary`, which
+# draws the two figures of a run from its JSON alone.
 import shlex
 import tempfile
 from pathlib import Path
 
 import lowrank
+from lowrank.images.plots import plot_image_binary
 from lowrank.io import load_json
 
 ROOT = Path(lowrank.__file__).resolve().parents[1]  # the clone (pip install -e .)
-study = runpy.run_path(str(ROOT / "studies" / "image_binary.py"))
 LOSSES = ("cross_entropy", "differential")
 
 
@@ -71,7 +70,7 @@ def show(path: Path) -> list[Path]:
             label = f"share {norm}, eps {float(eps):.3g} (test)"
             print(f"{label:28s}" + "".join(f"{v:15.3f}" for v in shares))
     out = Path(tempfile.mkdtemp())
-    study["_figures"](results, out, path.stem)
+    plot_image_binary(results, out, path.stem)
     return [out / f"{path.stem}.png", out / f"{path.stem}_spectrum.png"]
 
 

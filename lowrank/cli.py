@@ -234,12 +234,15 @@ def study_mode(args: argparse.Namespace) -> str:
     return "tiny" if args.tiny else "quick" if args.quick else "full"
 
 
-def run_study(name: str, description: str, compute: Callable[[argparse.Namespace], dict],
+def run_study(name: str | Callable[[argparse.Namespace], str], description: str,
+              compute: Callable[[argparse.Namespace], dict],
               plot: Callable[[dict, Path], object],
               csv_rows: Callable[[dict], list[dict]],
               report: Callable[[dict], Iterable[str]] | None = None,
-              argv: Sequence[str] | None = None) -> dict:
-    """The shared ``main`` of every synthetic study: compute (or reload), save, draw, report.
+              argv: Sequence[str] | None = None,
+              options: Callable[[argparse.ArgumentParser], object] | None = None,
+              folder: str | None = None) -> dict:
+    """The shared ``main`` of every study: compute (or reload), save, draw, report.
 
     Parses :func:`study_arguments`; unless ``--replot`` is given, runs ``compute(args)``,
     stores its wall time under ``"seconds"`` and saves ``<out>/<name>.json`` and
@@ -249,8 +252,9 @@ def run_study(name: str, description: str, compute: Callable[[argparse.Namespace
 
     Parameters
     ----------
-    name : str
-        File stem of the study's outputs.
+    name : str or callable
+        File stem of the study's outputs, or ``name(args)`` for a stem that depends on the
+        parsed arguments (e.g. the dataset and classes of an image study).
     description : str
         Shown by ``--help``.
     compute : callable
@@ -263,6 +267,10 @@ def run_study(name: str, description: str, compute: Callable[[argparse.Namespace
         ``report(results) -> lines`` printed at the end.
     argv : sequence of str, optional
         Command-line arguments (default: ``sys.argv[1:]``).
+    options : callable, optional
+        ``options(parser)`` adds the study's own arguments to :func:`study_arguments`.
+    folder : str, optional
+        ``--out`` defaults to ``runs/<folder>``; default: ``name`` when it is a string.
 
     Returns
     -------
@@ -283,7 +291,11 @@ def run_study(name: str, description: str, compute: Callable[[argparse.Namespace
     >>> res["seed"], sorted(p.name for p in Path(out).iterdir())
     (4, ['demo.csv', 'demo.json'])
     """
-    args = study_arguments(description, name=name).parse_args(argv)
+    parser = study_arguments(description, name=folder or (name if isinstance(name, str) else None))
+    if options is not None:
+        options(parser)
+    args = parser.parse_args(argv)
+    name = name if isinstance(name, str) else name(args)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.replot:

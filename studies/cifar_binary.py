@@ -1,26 +1,24 @@
 """CIFAR-10 binary task: cross-entropy vs differential training (see image_binary.py).
 
-Runs :mod:`image_binary` with ``--dataset cifar10``; every other option is passed
-through, e.g. ``python studies/cifar_binary.py --data-dir ~/data --classes cat dog``
+The image study with ``--dataset cifar10`` first; every other option is passed through,
+e.g. ``python studies/cifar_binary.py --data-dir ~/data --classes cat dog``
 (``--device auto|cpu|cuda``, default auto: CUDA when available).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from image_binary import main as _main  # noqa: E402
-
-from lowrank.cli import run_cli  # noqa: E402
+from lowrank.cli import run_cli, run_study
+from lowrank.images.binary import compute_study, curve_rows, plot_study, report_lines, study_name
+from lowrank.images.tasks import add_image_arguments
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the image study on CIFAR-10 (``--dataset cifar10`` prepended to ``argv``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return _main(["--dataset", "cifar10", *argv])
+    argv = ["--dataset", "cifar10", *(sys.argv[1:] if argv is None else argv)]
+    return run_study(study_name, __doc__.splitlines()[0], compute_study, plot_study, curve_rows,
+                     report_lines, argv=argv, options=add_image_arguments, folder="image_binary")
 
 
 if __name__ == "__main__":

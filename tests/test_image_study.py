@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +15,10 @@ STUDIES = Path(__file__).resolve().parent.parent / "studies"
 
 
 def _load(name):
-    sys.path.insert(0, str(STUDIES))
-    try:
-        spec = importlib.util.spec_from_file_location(name, STUDIES / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(STUDIES))
+    spec = importlib.util.spec_from_file_location(f"studies_{name}", STUDIES / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +83,27 @@ def test_tiny_study_rerun_reuses_checkpoints(tiny_cifar_run):
 
 
 def test_replot_redraws_from_the_json_alone(tiny_cifar_run, tmp_path):
-    _, out, _ = tiny_cifar_run
+    _, out, argv = tiny_cifar_run
     name = "image_cifar10_cat_vs_dog_tiny"
     saved = tmp_path / f"{name}.json"
     saved.write_text((out / f"{name}.json").read_text())
-    res = _load("image_binary").main(["--replot", str(saved)])
+    # the same options name the same run; --replot reads <out>/<name>.json, no data needed
+    res = _load("image_binary").main(["--dataset", "cifar10", "--classes", "cat", "dog", "--tiny",
+                                      "--quiet", "--out", str(tmp_path), "--replot"])
     assert res["protocol"]["mode"] == "tiny"
     for suffix in ("", "_spectrum"):
         for ext in ("png", "pdf"):
             assert (tmp_path / f"{name}{suffix}.{ext}").stat().st_size > 1000
-    with pytest.raises(FileNotFoundError, match="--replot needs a results JSON"):
-        _load("image_binary").main(["--replot", str(tmp_path / "missing.json")])
+    with pytest.raises(FileNotFoundError, match="--replot needs the saved results"):
+        _load("image_binary").main(["--tiny", "--quiet", "--out", str(tmp_path / "none"),
+                                    "--replot"])
+
+
+def test_study_scripts_are_short_compositions():
+    for script in ("image_binary", "cifar_binary"):
+        text = (STUDIES / f"{script}.py").read_text()
+        assert len(text.splitlines()) <= 120
+        assert "sys.path" not in text and "run_study(" in text
 
 
 def test_tiny_study_on_fashion_format_and_clear_data_errors(tmp_path, monkeypatch):

@@ -1,0 +1,11 @@
+"""The real-image studies as library code: tasks, robustness, protocol, studies, figures.
+
+:mod:`~lowrank.images.tasks` (data, subsets, eps grids, options),
+:mod:`~lowrank.images.robustness` (cached input-space minimum norms),
+:mod:`~lowrank.images.protocol` (the protocol entries of the JSON),
+:mod:`~lowrank.images.binary` (cross-entropy against differential training end to end),
+:mod:`~lowrank.images.heads` (last layers on frozen features, shifted features),
+:mod:`~lowrank.images.real_features` (the three arms of the real-features study) and
+:mod:`~lowrank.images.plots` / :mod:`~lowrank.images.real_features_plots` (figures).
+Nothing is imported at package import: use the submodules.
+"""
