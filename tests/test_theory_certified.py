@@ -9,6 +9,8 @@ answered today, so the tests also require that (a regression to "raise everywher
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mpmath
 import numpy as np
 import pytest
@@ -192,3 +194,51 @@ def test_fallback_without_the_interior_point_solver(monkeypatch, scale, shift):
     random_labels = np.where(np.random.default_rng(4).normal(size=60) > 0, 1, -1)  # 60 points in R^5
     with pytest.raises(NotSeparableError, match="exact rational"):
         max_margin_separator(X0, random_labels)
+
+
+# --- dead ReLU features shifted along the optimal normal -----------------------------------
+# A computed normal has rounding-level components (~1e-32) on features that are zero for every
+# point; shifting the data along it turns those features into columns of ~1e-34 constants. The
+# former solver equilibrated the KKT variables by the constraint columns alone, scaling such a
+# column's Hessian entry by ~1e70: the null-space solve lost everything else to rounding and the
+# cross-entropy limit raised CertificationError for every shift (the optimal separator, whose
+# centring removes a constant column exactly, was unaffected).
+
+def relu_features(n: int, d: int, rank: int, dead: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative features of rank ``rank`` with ``dead`` all-zero columns, linearly separable."""
+    rng = np.random.default_rng(seed)
+    H = np.maximum(rng.normal(size=(n, rank)) @ rng.normal(size=(rank, d)) + 0.5, 0.0)
+    H[:, :dead] = 0.0
+    score = H @ rng.normal(size=d)
+    score -= np.median(score)
+    keep = np.abs(score) > 0.1 * score.std()
+    return H[keep], np.where(score[keep] > 0, 1.0, -1.0)
+
+
+def check_shift_along_normal(X: np.ndarray, y: np.ndarray, u: np.ndarray, c: float) -> None:
+    """Both solvers on X + c u against the reference; the optimal margin must not move."""
+    assert check_against_reference(X + c * u, y) <= REL
+    m0, m1 = max_margin_separator(X, y).margin, max_margin_separator(X + c * u, y).margin
+    assert m1 == pytest.approx(m0, rel=REL)
+
+
+@pytest.mark.parametrize("c", [0.01, 1.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dead_relu_features_shifted_along_the_normal(seed, c):
+    X, y = relu_features(100, 16, rank=5, dead=4, seed=seed)
+    u = max_margin_separator(X, y).direction.numpy().copy()
+    # what a computed normal holds on dead features (fixed here, so the case does not hang on
+    # the rounding of one platform): the former solver failed with these, for every c
+    u[:4] = [3.4e-32, -2.6e-32, 4.3e-33, -7.2e-34]
+    check_shift_along_normal(X, y, u, c)
+
+
+@pytest.mark.parametrize("c", [0.01, 0.1, 1.0])
+def test_real_cnn_features_shifted_along_the_normal(c):
+    """120 of 500 penultimate ReLU features (32-d, 12 dead units, rank 20) of a small CNN,
+    with both solvers' support vectors, and the optimal normal as computed from them."""
+    data = np.load(Path(__file__).parent / "data" / "relu_features_120.npz")
+    X, y, u = data["X"], data["y"], data["u"]
+    assert (np.abs(X).max(axis=0) == 0).sum() == 12 and np.abs(u[np.abs(X).max(axis=0) == 0]).max() > 0
+    np.testing.assert_allclose(max_margin_separator(X, y).direction.numpy(), u, rtol=0, atol=1e-12)
+    check_shift_along_normal(X, y, u, c)

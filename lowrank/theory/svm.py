@@ -21,7 +21,9 @@ How an answer is computed and certified
    of the data, not ``eps`` times its distance from the origin.
 2. *Interior point, then exact active set.* The QP in those coordinates is solved by
    Clarabel. If the KKT equations on its active set (solved by the null-space method on
-   column-equilibrated variables, with iterative refinement of double-double residuals)
+   column-equilibrated variables, with iterative refinement of double-double residuals; if
+   scaling by the constraint columns leaves a residual, as it does for a column of negligible
+   entries, the columns of the whole KKT matrix are equilibrated instead)
    satisfy every KKT condition, that is the answer; otherwise a primal active-set method
    (Nocedal & Wright, Algorithm 16.3) starts from a strictly feasible point: the scaled
    interior-point iterate, else the optimal separator (same feasible set), else an LP
@@ -68,6 +70,7 @@ CERTIFICATE_TOL = 1e-11
 
 _MAX_ACTIVE_SET_STEPS = 200
 _REFINEMENT_STEPS = 4
+_EQP_TOL = 2.0 ** -45  # relative residual of an equality-constrained solve taken as exact
 _MAX_ABS_X = 2.0 ** 500
 
 
@@ -358,6 +361,23 @@ def _column_scales(A: np.ndarray) -> np.ndarray:
     return np.where(amax > 0, 2.0 ** np.round(np.log2(np.where(amax > 0, amax, 1.0))), 1.0)
 
 
+def _kkt_scales(A: np.ndarray, rho: float) -> np.ndarray:
+    """Variable scales that equilibrate the columns of the KKT matrix ``[[D, -A^T], [A, 0]]``.
+
+    In ``v~ = sigma v`` the column of variable ``j`` holds ``D_j / sigma_j^2`` and
+    ``A_ij / sigma_j``; ``sigma_j`` is the power of two near ``max(max_i |A_ij|, sqrt(D_j))``, so
+    the larger of the two is about 1 and neither exceeds it. :func:`_column_scales` looks at
+    the constraint column alone, which makes the rank decisions invariant under rescaling a
+    feature, but multiplies ``D_j`` by ``1 / max_i |A_ij|^2``: for a column of negligible entries
+    (a dead ReLU feature shifted along a computed normal, whose components there are ~1e-32)
+    that is ~1e70, and the reduced Hessian of the null-space method, formed and solved in
+    float64, loses every other direction to rounding.
+    """
+    D = np.r_[np.ones(A.shape[1] - 1), rho]
+    big = np.maximum(np.abs(A).max(axis=0), np.sqrt(D))
+    return np.where(big > 0, 2.0 ** np.round(np.log2(np.where(big > 0, big, 1.0))), 1.0)
+
+
 class _EQP:
     """``min 1/2 v^T D v  s.t.  A_S v = 1`` by the null-space method on column-equilibrated
     variables, restricted to a linearly independent subset of the rows in ``S``."""
@@ -371,7 +391,7 @@ class _EQP:
         Q, R, piv = scipy.linalg.qr(At.T, pivoting=True, mode="full")
         diag = np.abs(np.diag(R))
         r = int((diag > 1e-12 * diag[0]).sum()) if diag.size and diag[0] > 0 else 0
-        self.S = S
+        self.S, self.A_S = S, A[S]
         self.ind = S[piv[:r]]
         self.Q1, self.Q2, self.R1 = Q[:, :r], Q[:, r:], R[:r, :r]
         self.H = self.Q2.T @ (self.Dt[:, None] * self.Q2)
@@ -408,12 +428,35 @@ class _EQP:
         lam[np.searchsorted(self.S, self.ind)] = sol[m:]
         return sol[:m], lam
 
+    def residual(self, v: np.ndarray, lam: np.ndarray) -> float:
+        """Largest relative residual of ``A_S v = 1`` (every row of ``S``, also those left out as
+        dependent; each relative to its terms) and of ``D v = A_S^T lam`` (relative to the largest
+        term, as in the certificate), in double-double."""
+        hi, lo, terms = _dot2(self.A_S, v)
+        eq = np.abs((1.0 - hi) - lo) / np.maximum(terms, 1.0)
+        shi, slo, sterms = _dot2(np.hstack([np.diag(self.D), -self.A_S.T]), np.r_[v, lam])
+        st = float(np.abs(shi + slo).max()) / max(float(sterms.max()), 1e-300)
+        return float(max(eq.max(initial=0.0), st))
 
-def _kkt_on(A: np.ndarray, rho: float, S: np.ndarray, sigma: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Solve min 1/2 v^T D v s.t. A_S v = 1; multipliers in the order of ``np.sort(S)``."""
+
+def _kkt_on(A: np.ndarray, rho: float, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solve min 1/2 v^T D v s.t. A_S v = 1; multipliers in the order of ``np.sort(S)``.
+
+    Solved on variables scaled by the constraint columns (:func:`_column_scales`); if that
+    solution leaves a residual above :data:`_EQP_TOL`, again on variables scaled by the KKT
+    columns (:func:`_kkt_scales`), whose solution is taken when it meets the tolerance.
+    """
     S = np.sort(S)
-    return _EQP(A, rho, S, _column_scales(A) if sigma is None else sigma).solve()
+    eqp = _EQP(A, rho, S, _column_scales(A))
+    v, lam = eqp.solve()
+    if eqp.residual(v, lam) <= _EQP_TOL:
+        return v, lam
+    sigma = _kkt_scales(A, rho)
+    if np.array_equal(sigma, eqp.sigma):
+        return v, lam
+    eqp2 = _EQP(A, rho, S, sigma)
+    v2, lam2 = eqp2.solve()
+    return (v2, lam2) if eqp2.residual(v2, lam2) <= _EQP_TOL else (v, lam)
 
 
 def _kkt_ok(A: np.ndarray, rho: float, S: np.ndarray, v: np.ndarray, lam: np.ndarray
