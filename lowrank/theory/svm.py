@@ -28,13 +28,22 @@ How an answer is computed and certified
    (Nocedal & Wright, Algorithm 16.3) starts from a strictly feasible point: the scaled
    interior-point iterate, else the optimal separator (same feasible set), else an LP
    solution. Multipliers of degenerate active sets come from non-negative least squares.
-3. *Certificate.* Primal feasibility, dual feasibility (multipliers >= 0 and stationarity
+3. *Refinement for the data as given.* Rounding in step 1 moves each point by ``eps`` times
+   the spread of the whole data; on a feature of much smaller spread (say 1e-10 next to 1,
+   far from zero) that is a large relative change, which ``w`` there (~1 / spread) inherits
+   although every backward measure below is tiny. So the KKT equations on the active set are
+   solved once more for the data's own rows, by iterative refinement with double-double
+   residuals of the exact rows ``y_i (x_i, 1) T`` (``T`` the float change of variables, taken
+   exactly), corrections from the factorisation of step 2 and a double-double iterate.
+4. *Certificate.* Primal feasibility, dual feasibility (multipliers >= 0 and stationarity
    ``w = sum_i l_i y_i x_i`` with ``sum_i l_i y_i = 0`` for the free bias or ``b = sum_i l_i
    y_i`` for the cross-entropy limit) and complementarity (the duality gap) are evaluated with
    compensated (double-double) dot products, both in the solver's coordinates and in the
-   data's own coordinates, each relative to the size of the terms it sums. A separator is
-   returned only if every measure is at most :data:`CERTIFICATE_TOL`; otherwise
-   :class:`CertificationError` says which check failed.
+   data's own coordinates, each relative to the size of the terms it sums (backward errors).
+   Two forward measures are added: the data's constraints for the refined, unrounded
+   ``(w, b)`` (active ones equal to 1, all >= 1) relative to 1, and the refinement's estimate
+   of the relative error of ``(w, b)``. A separator is returned only if every measure is at
+   most :data:`CERTIFICATE_TOL`; otherwise :class:`CertificationError` says which check failed.
 
 Data beyond float64's reach for these quantities (``|X| > 2^500``, or so small a scale
 that ``||w||^2`` or the multipliers overflow) raise :class:`CertificationError` too.
@@ -65,7 +74,8 @@ __all__ = ["Separator", "NotSeparableError", "CertificationError", "CERTIFICATE_
            "max_margin_separator", "cross_entropy_limit"]
 
 #: Largest accepted relative primal infeasibility, dual infeasibility and duality gap (each
-#: measured relative to the magnitude of the terms it sums; see :class:`Separator`).
+#: measured relative to the magnitude of the terms it sums), constraint residual (relative to 1)
+#: and forward-error estimate; see :class:`Separator`.
 CERTIFICATE_TOL = 1e-11
 
 _MAX_ACTIVE_SET_STEPS = 200
@@ -583,8 +593,8 @@ def _matmul2(M: np.ndarray, N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mv_dd(Mh: np.ndarray, Ml: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """``(Mh + Ml) @ (hi + lo)`` to about ``eps^2`` times its terms, as a float (rounded) and
-    the double-double remainder: returns ``(h, l)`` with ``h + l`` the product."""
+    """``(Mh + Ml) @ (hi + lo)`` for a double-double matrix and vector, to about ``eps^2`` times
+    its terms: ``(h, l)`` with ``h + l`` the product (not normalised)."""
     h, low, _ = _dot2(Mh, hi)
     return h, low + (Ml @ hi + Mh @ lo)
 
