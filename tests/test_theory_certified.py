@@ -242,3 +242,51 @@ def test_real_cnn_features_shifted_along_the_normal(c):
     assert (np.abs(X).max(axis=0) == 0).sum() == 12 and np.abs(u[np.abs(X).max(axis=0) == 0]).max() > 0
     np.testing.assert_allclose(max_margin_separator(X, y).direction.numpy(), u, rtol=0, atol=1e-12)
     check_shift_along_normal(X, y, u, c)
+
+
+# --- features of tiny spread far from the origin, next to features of unit spread ----------
+# The cross-entropy limit is solved in rotated coordinates (the plane of the mean and the bias
+# axis); the rotation mixes the features, so rounding moves each point by ~eps times the spread
+# of the unit-scale features, a 1e-6 relative change of the 1e-10-scale ones, and w on those
+# (~1e10) inherited it. The certificate, relative to the terms |w_j x_ij| ~ 5e10, saw a backward
+# error of ~1e-17, yet the margin was 2.5e-7 off (seed 0; 6e-9, w 1.3e-7, seed 2) and the active
+# constraints missed 1 by ~5e-5. The answer is now refined for the data as given and the
+# certificate checks the constraints relative to 1.
+
+def tiny_features_off_origin(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """60 points in R^6: ``separable(60, 4, seed)`` with its first two features scaled by 1e-10,
+    two constant columns 5 appended, everything shifted by +3 (features 3 + 1e-10 z)."""
+    X0, y = separable(60, 4, seed)
+    X = np.hstack([X0 * np.array([1e-10, 1e-10, 1.0, 1.0]), np.full((60, 2), 5.0)]) + 3.0
+    return X, y
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_tiny_spread_features_off_origin_match_the_reference(seed):
+    X, y = tiny_features_off_origin(seed)
+    assert check_against_reference(X, y) <= REL  # measured: 5e-17 (was 2.5e-7 for seed 0)
+    for fn, _ in SOLVERS:
+        sep = fn(X, y)
+        assert sep.constraint_residual <= CERTIFICATE_TOL and sep.forward_error <= CERTIFICATE_TOL
+        # the float64 (w, b) meet the active constraints as well as their rounding allows:
+        # |y_i (w . x_i + b) - 1| in 60 digits, against eps times the terms (~5e10 here)
+        with mpmath.workdps(60):
+            w = [mpmath.mpf(v) for v in sep.w.tolist()]
+            for i in sep.support.tolist():
+                f = y[i] * (mpmath.fdot(w, [mpmath.mpf(float(v)) for v in X[i]]) + mpmath.mpf(sep.b))
+                terms = float(np.abs(sep.w.numpy() * X[i]).sum() + abs(sep.b))
+                assert abs(float(f) - 1.0) <= 8 * 2.0 ** -53 * terms
+
+
+@pytest.mark.parametrize("fn", [max_margin_separator, cross_entropy_limit])
+def test_an_answer_right_only_backwards_is_refused(monkeypatch, fn):
+    """Without the refinement in the data's coordinates the solver's answer is backward stable
+    but misses the active constraints by ~1e-5: the forward check must refuse it."""
+    X, y = tiny_features_off_origin(0)
+
+    def unrefined(co, Ao, Dd, v_hat, lam_hat):
+        return np.r_[co.to_original(v_hat)], np.zeros(Ao.shape[1]), lam_hat / co.s ** 2, 0.0
+
+    monkeypatch.setattr(svm_module, "_refine_in_data_coordinates", unrefined)
+    with pytest.raises(CertificationError, match="active-constraint residual in the data's coordinates"):
+        fn(X, y)

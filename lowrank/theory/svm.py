@@ -28,13 +28,22 @@ How an answer is computed and certified
    (Nocedal & Wright, Algorithm 16.3) starts from a strictly feasible point: the scaled
    interior-point iterate, else the optimal separator (same feasible set), else an LP
    solution. Multipliers of degenerate active sets come from non-negative least squares.
-3. *Certificate.* Primal feasibility, dual feasibility (multipliers >= 0 and stationarity
+3. *Refinement for the data as given.* Rounding in step 1 moves each point by ``eps`` times
+   the spread of the whole data; on a feature of much smaller spread (say 1e-10 next to 1,
+   far from zero) that is a large relative change, which ``w`` there (~1 / spread) inherits
+   although every backward measure below is tiny. So the KKT equations on the active set are
+   solved once more for the data's own rows, by iterative refinement with double-double
+   residuals of the exact rows ``y_i (x_i, 1) T`` (``T`` the float change of variables, taken
+   exactly), corrections from the factorisation of step 2 and a double-double iterate.
+4. *Certificate.* Primal feasibility, dual feasibility (multipliers >= 0 and stationarity
    ``w = sum_i l_i y_i x_i`` with ``sum_i l_i y_i = 0`` for the free bias or ``b = sum_i l_i
    y_i`` for the cross-entropy limit) and complementarity (the duality gap) are evaluated with
    compensated (double-double) dot products, both in the solver's coordinates and in the
-   data's own coordinates, each relative to the size of the terms it sums. A separator is
-   returned only if every measure is at most :data:`CERTIFICATE_TOL`; otherwise
-   :class:`CertificationError` says which check failed.
+   data's own coordinates, each relative to the size of the terms it sums (backward errors).
+   Two forward measures are added: the data's constraints for the refined, unrounded
+   ``(w, b)`` (active ones equal to 1, all >= 1) relative to 1, and the refinement's estimate
+   of the relative error of ``(w, b)``. A separator is returned only if every measure is at
+   most :data:`CERTIFICATE_TOL`; otherwise :class:`CertificationError` says which check failed.
 
 Data beyond float64's reach for these quantities (``|X| > 2^500``, or so small a scale
 that ``||w||^2`` or the multipliers overflow) raise :class:`CertificationError` too.
@@ -65,11 +74,13 @@ __all__ = ["Separator", "NotSeparableError", "CertificationError", "CERTIFICATE_
            "max_margin_separator", "cross_entropy_limit"]
 
 #: Largest accepted relative primal infeasibility, dual infeasibility and duality gap (each
-#: measured relative to the magnitude of the terms it sums; see :class:`Separator`).
+#: measured relative to the magnitude of the terms it sums), constraint residual (relative to 1)
+#: and forward-error estimate; see :class:`Separator`.
 CERTIFICATE_TOL = 1e-11
 
 _MAX_ACTIVE_SET_STEPS = 200
 _REFINEMENT_STEPS = 4
+_DATA_REFINEMENT_STEPS = 8
 _EQP_TOL = 2.0 ** -45  # relative residual of an equality-constrained solve taken as exact
 _MAX_ABS_X = 2.0 ** 500
 
@@ -119,7 +130,18 @@ class Separator:
         ``||w||^2 + beta b^2 = sum_i l_i``, each term measured in its own scale.
 
     The three measures are the larger of their values in the solver's coordinates and in
-    the data's own coordinates, computed with compensated dot products.
+    the data's own coordinates, computed with compensated dot products. Being relative to the
+    terms they sum, they bound a backward error; two forward measures complete the certificate:
+
+    constraint_residual : float
+        ``max(max_{i in support} |y_i (w . x_i + b) - 1|, max_i max(0, 1 - y_i (w . x_i + b)))``,
+        absolute (relative to 1), for the data as given and ``(w, b)`` as the double-double
+        that the float64 ``w`` and ``b`` are the rounding of. (The rounded values themselves
+        cannot do better than about ``eps * sum_j |w_j x_ij|``, which for a feature of tiny
+        spread far from zero can be ~1e-6.)
+    forward_error : float
+        ``|dv|_inf / |(w, b)|_inf`` of the last correction of the iterative refinement on the
+        active set in the data's coordinates: an estimate of the relative error of ``(w, b)``.
 
     Examples
     --------
@@ -140,6 +162,8 @@ class Separator:
     primal_infeasibility: float = 0.0
     dual_infeasibility: float = 0.0
     relative_gap: float = 0.0
+    constraint_residual: float = 0.0
+    forward_error: float = 0.0
 
     @property
     def direction(self) -> torch.Tensor:
@@ -439,8 +463,8 @@ class _EQP:
         return float(max(eq.max(initial=0.0), st))
 
 
-def _kkt_on(A: np.ndarray, rho: float, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Solve min 1/2 v^T D v s.t. A_S v = 1; multipliers in the order of ``np.sort(S)``.
+def _eqp_on(A: np.ndarray, rho: float, S: np.ndarray) -> tuple[_EQP, np.ndarray, np.ndarray]:
+    """The :class:`_EQP` on ``np.sort(S)`` and its solution (v, multipliers on ``S``).
 
     Solved on variables scaled by the constraint columns (:func:`_column_scales`); if that
     solution leaves a residual above :data:`_EQP_TOL`, again on variables scaled by the KKT
@@ -450,13 +474,20 @@ def _kkt_on(A: np.ndarray, rho: float, S: np.ndarray) -> tuple[np.ndarray, np.nd
     eqp = _EQP(A, rho, S, _column_scales(A))
     v, lam = eqp.solve()
     if eqp.residual(v, lam) <= _EQP_TOL:
-        return v, lam
+        return eqp, v, lam
     sigma = _kkt_scales(A, rho)
     if np.array_equal(sigma, eqp.sigma):
-        return v, lam
+        return eqp, v, lam
     eqp2 = _EQP(A, rho, S, sigma)
     v2, lam2 = eqp2.solve()
-    return (v2, lam2) if eqp2.residual(v2, lam2) <= _EQP_TOL else (v, lam)
+    return (eqp2, v2, lam2) if eqp2.residual(v2, lam2) <= _EQP_TOL else (eqp, v, lam)
+
+
+def _kkt_on(A: np.ndarray, rho: float, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solve min 1/2 v^T D v s.t. A_S v = 1; multipliers in the order of ``np.sort(S)``
+    (see :func:`_eqp_on`)."""
+    _, v, lam = _eqp_on(A, rho, S)
+    return v, lam
 
 
 def _kkt_ok(A: np.ndarray, rho: float, S: np.ndarray, v: np.ndarray, lam: np.ndarray
@@ -544,6 +575,144 @@ def _measures(A: np.ndarray, Dd: np.ndarray, v: np.ndarray, lam: np.ndarray) -> 
     return primal, dual, gap
 
 
+def _dot_dd(M: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``M @ (hi + lo)`` for a double-double vector: (hi, lo, sum of |terms|) as :func:`_dot2`."""
+    h, low, terms = _dot2(M, hi)
+    return h, low + M @ lo, terms
+
+
+def _matmul2(M: np.ndarray, N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``M @ N`` in double-double: (hi, lo), summed over the inner index as :func:`_dot2`."""
+    s = np.zeros((M.shape[0], N.shape[1]))
+    c = np.zeros_like(s)
+    for k in range(M.shape[1]):
+        p, ep = _two_prod(M[:, k:k + 1], N[k:k + 1, :])
+        s, es = _two_sum(s, p)
+        c += ep + es
+    return s, c
+
+
+def _mv_dd(Mh: np.ndarray, Ml: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """``(Mh + Ml) @ (hi + lo)`` for a double-double matrix and vector, to about ``eps^2`` times
+    its terms: ``(h, l)`` with ``h + l`` the product (not normalised)."""
+    h, low, _ = _dot2(Mh, hi)
+    return h, low + (Ml @ hi + Mh @ lo)
+
+
+def _add_dd(hi: np.ndarray, lo: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(hi + lo) + d`` as a normalised double-double (``hi`` is the rounded sum)."""
+    s, e = _two_sum(hi, d)
+    e = e + lo
+    h = s + e
+    return h, e - (h - s)
+
+
+def _refine_in_data_coordinates(co: _Coords, Ao: np.ndarray, Dd: np.ndarray, v_hat: np.ndarray,
+                                lam_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The solution on the active set, refined for the data as given.
+
+    The solver's rows ``A`` are the data's ``Ao = y (x, 1)`` in other coordinates only up to
+    rounding: the rotation of the cross-entropy limit mixes features, so each point moves by
+    about ``eps`` times the spread of the *whole* data, which for a feature of much smaller
+    spread is a large relative change, and ``w`` on it (large, ~1 / spread) inherits it. The
+    backward-error certificate, relative to terms ``|w_j x_ij| ~ 1 / spread``, cannot see it.
+
+    So the KKT equations on the active set are solved again for the data as given, in the
+    solver's variables ``v_hat`` but with the change of variables ``v = T v_hat`` taken
+    *exactly* for the float matrix ``T`` (the linear map :meth:`_Coords.to_original`): rows
+    ``Ao_S T`` and Hessian ``s^2 T^T D T`` formed in double-double (``l = l_hat / s^2``). Their
+    residuals are computed in double-double per transformed component (mapping a data-space
+    residual through ``T^T`` in float would spill ``eps`` of the cheap bias direction into the
+    others, which at a tiny bias weight is not small), corrected with the factorised system in
+    the solver's coordinates (:class:`_EQP`), and the iterate is kept in double-double. It
+    converges at the rate of the relative perturbation (~1e-6 in the worst case seen).
+
+    The iteration keeps the iterate of smallest merit (constraint residual relative to 1,
+    stationarity relative to its terms) and stops when the merit stops decreasing. The active
+    set is the support of the solver's multipliers; if the refined multipliers on it are not
+    all >= 0 or a constraint of the data is violated, the rows the solver's answer meets with
+    equality (a degenerate optimum can have more active rows than float64 multipliers show)
+    are tried instead. If neither passes, the forward-error estimate returned is ``inf``: the
+    certificate then refuses the answer.
+
+    Returns ``(v_hi, v_lo, multipliers, correction)``: ``(w, b)`` as a double-double, the full
+    multiplier vector and ``|T dv_hat|_inf / |v|_inf`` of the correction computed at the
+    returned iterate: an estimate of its relative forward error (``inf`` if none could be
+    computed).
+    """
+    n, m = Ao.shape
+    s2 = co.s ** 2
+    lam = lam_hat / s2
+    T = np.column_stack([np.r_[co.to_original(e)] for e in np.eye(m)])   # v = T v_hat
+    unrefined = (T @ v_hat, np.zeros(m), lam, math.inf)
+    if not (np.isfinite(T).all() and np.isfinite(lam).all() and np.isfinite(v_hat).all()
+            and math.isfinite(s2) and s2 > 0):
+        return unrefined
+    hi, lo, terms = _dot2(co.A, v_hat)
+    equal = np.abs((hi - 1.0) + lo) <= CERTIFICATE_TOL * np.maximum(terms, 1.0)
+    candidates = [np.flatnonzero(lam_hat > 0), np.flatnonzero((lam_hat > 0) | equal)]
+    if candidates[1].size == candidates[0].size:
+        candidates.pop()
+    for S in candidates:
+        if S.size == 0:
+            continue
+        v_hi, v_lo, lam_S, correction = _refine_on(co, Ao, Dd, T, v_hat, lam_hat, S)
+        if lam_S is None:
+            continue
+        h, low, _ = _dot_dd(Ao, v_hi, v_lo)
+        fm1 = (h - 1.0) + low
+        if fm1.min() >= -CERTIFICATE_TOL and np.abs(fm1[lam_S > 0]).max(initial=0.0) <= CERTIFICATE_TOL:
+            return v_hi, v_lo, lam_S, correction
+    return unrefined
+
+
+def _refine_on(co: _Coords, Ao: np.ndarray, Dd: np.ndarray, T: np.ndarray, v_hat: np.ndarray,
+               lam_hat: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float]:
+    """:func:`_refine_in_data_coordinates` on the active set ``S``; multipliers None unless >= 0."""
+    n, m = Ao.shape
+    s2 = co.s ** 2
+    eqp, _, _ = _eqp_on(co.A, co.rho, S)
+    ind = eqp.ind
+    Ah, Al = _matmul2(Ao[ind], T)                      # the exact rows in the solver's variables
+    Hh, Hl = _matmul2(T.T * (Dd * s2), T)              # s^2 T^T D T (Dd * s2 is exact)
+    u_hi, u_lo = v_hat.copy(), np.zeros(m)
+    l_hi, l_lo = lam_hat[ind].copy(), np.zeros(ind.size)
+    absA, absH = np.abs(Ah), np.abs(Hh)
+    best = None        # (u_hi, u_lo, l_hi, l_lo, merit, correction) of the best iterate so far
+    for _ in range(_DATA_REFINEMENT_STEPS + 1):
+        h1, e1 = _mv_dd(Ah.T, Al.T, l_hi, l_lo)
+        h2, e2 = _mv_dd(Hh, Hl, u_hi, u_lo)
+        r1 = (h1 - h2) + (e1 - e2)                      # A~^T l_hat - H v_hat
+        h, low = _mv_dd(Ah, Al, u_hi, u_lo)
+        r2 = (1.0 - h) - low                            # 1 - A~ v_hat
+        # merit: the constraints relative to 1, stationarity relative to its terms
+        terms = absA.T @ np.abs(l_hi) + absH @ np.abs(u_hi)
+        merit = max(float(np.abs(r2).max()), float((np.abs(r1) / np.maximum(terms, 1e-300)).max()))
+        if not math.isfinite(merit) or (best is not None and not merit < best[4]):
+            break                                       # keep the best iterate
+        sol = eqp._solve(r1, r2)
+        du, dl = sol[:m], sol[m:]
+        vmax = float(np.abs(T @ u_hi).max())
+        step = float(np.abs(T @ du).max()) / vmax if vmax > 0 else math.inf
+        if not (np.isfinite(du).all() and np.isfinite(dl).all()):
+            step = math.inf
+        best = (u_hi, u_lo, l_hi, l_lo, merit, step)
+        if not step > 2.0 ** -100 or merit == 0.0:
+            break
+        u_hi, u_lo = _add_dd(u_hi, u_lo, du)
+        l_hi, l_lo = _add_dd(l_hi, l_lo, dl)
+    if best is None:
+        return T @ v_hat, np.zeros(m), None, math.inf
+    u_hi, u_lo, l_hi, l_lo, _, correction = best
+    h, low = _mv_dd(T, np.zeros_like(T), u_hi, u_lo)
+    v_hi, v_lo = _add_dd(h, low, np.zeros(m))
+    lam = np.zeros(n)
+    lam[ind] = (l_hi + l_lo) / s2
+    if lam.min() < -CERTIFICATE_TOL * max(float(lam.max()), 1e-300):
+        return v_hi, v_lo, None, correction
+    return v_hi, v_lo, np.maximum(lam, 0.0), correction
+
+
 def _to_numpy(X, y) -> tuple[np.ndarray, np.ndarray]:
     Xt = check_matrix(X, "X", dtype=torch.float64)
     yt = signed_labels(y, "y", dtype=torch.float64)
@@ -621,17 +790,22 @@ def _hard_margin_impl(X, y, bias_weight: float) -> Separator:
     Dd_hat = np.r_[np.ones(d), rho]
     m_hat = _measures(A, Dd_hat, v_hat, lam_hat)
 
-    w, b = co.to_original(v_hat)
-    lam = lam_hat / co.s ** 2
     Ao = yn[:, None] * np.hstack([Xn, np.ones((n, 1))])
     Dd = np.r_[np.ones(d), bias_weight]
-    vo = np.r_[w, b]
-    m_orig = _measures(Ao, Dd, vo, lam)
+    v_hi, v_lo, lam, forward = _refine_in_data_coordinates(co, Ao, Dd, v_hat, lam_hat)
+    w, b = v_hi[:d].copy(), float(v_hi[d])
+    m_orig = _measures(Ao, Dd, v_hi, lam)
+    # forward check: the constraints of the data as given, for the unrounded (w, b), relative to 1
+    hi, lo, _ = _dot_dd(Ao, v_hi, v_lo)
+    fm1 = (hi - 1.0) + lo
+    constraint = max(float(np.abs(fm1[lam > 0]).max(initial=0.0)), float(max(0.0, -fm1.min())))
     # NaN (from overflow or underflow) must fail the checks below, so no max(a, nan) == a
     primal, dual, gap = (max(a, c) if a == a and c == c else math.nan
                          for a, c in zip(m_hat, m_orig, strict=True))
-    names = ("primal infeasibility", "dual infeasibility", "relative duality gap")
-    failed = [f"{nm_} {val:.1e}" for nm_, val in zip(names, (primal, dual, gap), strict=True)
+    names = ("primal infeasibility", "dual infeasibility", "relative duality gap",
+             "active-constraint residual in the data's coordinates", "forward-error estimate")
+    failed = [f"{nm_} {val:.1e}" for nm_, val in zip(names, (primal, dual, gap, constraint, forward),
+                                                      strict=True)
               if not val <= CERTIFICATE_TOL]
     if failed:
         raise CertificationError(
@@ -650,7 +824,8 @@ def _hard_margin_impl(X, y, bias_weight: float) -> Separator:
     return Separator(w=torch.from_numpy(w.copy()), b=float(b), margin=1.0 / wnorm,
                      support=torch.from_numpy(S), duality_gap=abs(primal_obj - dual_obj),
                      polished=True, multipliers=torch.from_numpy(lam),
-                     primal_infeasibility=primal, dual_infeasibility=dual, relative_gap=gap)
+                     primal_infeasibility=primal, dual_infeasibility=dual, relative_gap=gap,
+                     constraint_residual=constraint, forward_error=forward)
 
 
 def max_margin_separator(X, y) -> Separator:
