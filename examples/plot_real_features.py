@@ -11,7 +11,8 @@ minimum-norm perturbations (:func:`lowrank.attacks.min_norm_attack`). Arm B shif
 features (``phi + c u``, u the optimal unit normal or the unit feature mean) so that the
 predicted ratio falls, and repeats the measurements per c. Arm C trains the network end to
 end with each loss. Bands and intervals: 95% bootstrap over seeds and images
-(:mod:`lowrank.analysis.bootstrap`); the library code is :mod:`lowrank.images`.
+(:mod:`lowrank.analysis.bootstrap`); the library code is :mod:`lowrank.images.real_features`
+and :mod:`lowrank.images.heads`.
 
 The results were computed by ``python studies/real_features.py --dataset fashion_mnist
 --classes Sneaker Sandal --data-dir /usr/share/datasets/fashion-mnist --out figures``.
