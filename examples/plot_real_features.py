@@ -15,7 +15,8 @@ end with each loss. Bands and intervals: 95% bootstrap over seeds and images
 and :mod:`lowrank.images.heads`.
 
 The results were computed by ``python studies/real_features.py --dataset fashion_mnist
---classes Sneaker Sandal --data-dir /usr/share/datasets/fashion-mnist --out figures``.
+--classes Sneaker Sandal --data-dir /usr/share/datasets/fashion-mnist --out figures``
+(and ``--classes Shirt T-shirt/top``).
 """
 
 # %%
@@ -30,19 +31,25 @@ from lowrank.images.real_features import report_lines
 from lowrank.io import load_json
 
 ROOT = Path(lowrank.__file__).resolve().parents[1]  # the clone (pip install -e .)
-results = load_json(ROOT / "figures" / "real_features_fashion_mnist_sneaker_vs_sandal.json")
 study = load_script(ROOT / "studies" / "real_features.py")
-print(f"{len(results['seeds'])} seeds; mode {results['protocol']['mode']}")
+RUNS = ("real_features_fashion_mnist_sneaker_vs_sandal.json",
+        "real_features_fashion_mnist_shirt_vs_t-shirt-top.json")
+runs = {name: load_json(ROOT / "figures" / name) for name in RUNS}
+for name, results in runs.items():
+    print(f"{name}: {len(results['seeds'])} seeds; mode {results['protocol']['mode']}")
 
 # %%
-# The figure
-# ----------
-figure_files = study.plot(results, Path(tempfile.mkdtemp()))
+# The figures
+# -----------
+figure_files = [path for results in runs.values()
+                for path in study.plot(results, Path(tempfile.mkdtemp()))]
 
 # %%
 # Key numbers
 # -----------
 # Per arm: the predicted and measured feature-space margins, the input-space comparison of
 # the two heads (paired, with 95% intervals) and the verdict on the paper's claim.
-for line in report_lines(results):
-    print(line)
+for name, results in runs.items():
+    print(name)
+    for line in report_lines(results):
+        print(line)
