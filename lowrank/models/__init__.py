@@ -1,4 +1,4 @@
-"""Models that give one real score per input: linear and deep."""
+"""Models that give one real score per input (linear and deep), or C logits (deep)."""
 
 from . import deep, linear
 from .deep import *  # noqa: F401,F403

@@ -1,16 +1,29 @@
-"""One minibatch trainer for deep one-score models, under either loss.
+"""One minibatch trainer for deep one-score and C-logit models, under either loss.
 
-* Batches are class-balanced: each holds ``batch_size // 2`` positives and as many
-  negatives. An epoch has ``ceil(max(P, N) / (batch_size // 2))`` batches; the
-  larger class is seen once per epoch and the smaller one is cycled (each pass in
-  a fresh random order).
-* ``loss="cross_entropy"`` minimises :func:`lowrank.losses.cross_entropy_loss`;
-  ``loss="differential"`` minimises :func:`lowrank.losses.differential_loss` over
-  all (positive, negative) pairs of the batch. The head's bias cancels in that
-  loss, so it is left out of the optimiser and set at the end by the midpoint
-  rule (:func:`lowrank.train.midpoint_bias`) on the training-set scores.
+The model's head decides the task: ``head = nn.Linear(k, 1)`` is a binary one-score
+model (labels in {-1, +1} or {0, 1}); ``head = nn.Linear(k, C)`` with ``C >= 2`` is a
+C-class model (labels in {0, ..., C-1}, prediction ``argmax``).
+
+* Batches are class-balanced: each holds ``batch_size // C`` examples of each of the
+  ``C`` classes (``C = 2`` for a one-score model: ``batch_size // 2`` positives and
+  as many negatives). An epoch has ``ceil(max class size / (batch_size // C))``
+  batches; the largest class is seen once per epoch and the smaller ones are cycled
+  (each pass in a fresh random order). See :func:`class_balanced_batches`.
+* One-score models: ``loss="cross_entropy"`` minimises
+  :func:`lowrank.losses.cross_entropy_loss`; ``loss="differential"`` minimises
+  :func:`lowrank.losses.differential_loss` over all (positive, negative) pairs of the
+  batch. The head's bias cancels in that loss, so it is left out of the optimiser
+  and set at the end by the midpoint rule (:func:`lowrank.train.midpoint_bias`) on
+  the training-set scores.
+* C-logit models: ``loss="cross_entropy"`` minimises the softmax cross-entropy
+  (:func:`torch.nn.functional.cross_entropy`, mean over the batch) with trained
+  biases; ``loss="differential"`` minimises the one-vs-rest
+  :func:`lowrank.losses.multiclass_differential_loss` over all pairs of the batch.
+  The head's biases (per-class offsets) cancel in that loss, so they are left out of
+  the optimiser and set at the end to :func:`lowrank.train.multiclass_offsets` of
+  the training-set logits without them.
 * After each epoch the trainer records the loss, the training accuracy (for the
-  differential model with the midpoint bias of that epoch) and the spectrum and
+  differential model with the midpoint bias, or the offsets, of that epoch) and the spectrum and
   effective rank of the penultimate features of (a fixed subset of) the training
   set, and writes a checkpoint atomically (model, optimiser, RNG states, epoch,
   history). ``resume=True`` continues from it: training 2 epochs, stopping and
@@ -22,6 +35,7 @@
   covers all pairs of the global batch, scaled by ``K`` before ``backward()`` because
   DDP averages gradients. ``K`` ranks with ``batch_size=B`` take the steps of one
   process with ``batch_size=K*B``. Rank 0 writes the checkpoint. See docs/distributed.md.
+  Data-parallel training is for one-score models only.
 """
 
 from __future__ import annotations
@@ -32,19 +46,23 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
+from collections.abc import Sequence
 
-from .._validation import check_both_classes, check_finite, signed_labels
+import torch
+import torch.nn.functional as F
+
+from .._validation import check_both_classes, check_finite, class_labels, signed_labels
 from ..analysis.features import spectrum_summary
 from ..device import resolve_device
 from ..distributed import DataParallelContext
 from ..io import load_torch, save_torch
-from ..losses import cross_entropy_loss
+from ..losses import cross_entropy_loss, multiclass_differential_loss
 from ..progress import progress
 from .bias import midpoint_bias
+from .multiclass import multiclass_offsets
 
-__all__ = ["DeepTrainConfig", "DeepTrainResult", "train_deep", "balanced_batches", "DEEP_LOSSES",
-           "predict_scores"]
+__all__ = ["DeepTrainConfig", "DeepTrainResult", "train_deep", "balanced_batches",
+           "class_balanced_batches", "DEEP_LOSSES", "predict_scores"]
 
 DEEP_LOSSES = ("cross_entropy", "differential")
 _OPTIMIZERS = ("adam", "sgd")
@@ -67,7 +85,8 @@ class DeepTrainConfig:
     epochs : int
         Number of passes (see the module notes for the epoch length).
     batch_size : int
-        Even; half positives, half negatives.
+        Even; half positives, half negatives (for a C-logit model: at least ``C``, with
+        ``batch_size // C`` examples of each class).
     seed : int
         Seeds the batch-sampling generator.
     spectrum_samples : int
@@ -130,11 +149,14 @@ class DeepTrainResult:
     Attributes
     ----------
     model : torch.nn.Module
-        The trained model, in eval mode, with its final bias in ``model.head.bias``.
-    bias : float
-        Final bias (midpoint rule for the differential loss, trained for cross-entropy).
+        The trained model, in eval mode, with its final bias(es) in ``model.head.bias``.
+    bias : float or list of float
+        Final bias of a one-score model (midpoint rule for the differential loss, trained
+        for cross-entropy), or the ``C`` final biases of a C-logit model (per-class offsets
+        :func:`lowrank.train.multiclass_offsets` for the differential loss, trained for
+        cross-entropy).
     bias_rule : str
-        ``"midpoint"`` or ``"trained"``.
+        ``"midpoint"`` or ``"trained"`` (one-score); ``"offsets"`` or ``"trained"`` (C logits).
     history : list of dict
         One entry per epoch: ``epoch``, ``loss``, ``train_acc``, ``effective_rank``,
         ``energy_rank``, ``singular_values``, ``seconds``.
@@ -151,15 +173,86 @@ class DeepTrainResult:
     """
 
     model: torch.nn.Module
-    bias: float
+    bias: float | list[float]
     bias_rule: str
     history: list = field(default_factory=list)
     resumed_from: int = 0
 
 
+def class_balanced_batches(groups: Sequence[torch.Tensor], batch_size: int,
+                           generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of class-balanced index batches for ``C`` classes.
+
+    Each batch holds ``per = batch_size // C`` indices of every class, class by class
+    (class 0 first). The epoch has ``ceil(max_c n_c / per)`` batches: the largest class is
+    seen once, the smaller ones are cycled, each pass in a fresh random order. The
+    classes' orders are drawn one after the other from ``generator``, so a seeded
+    generator gives the same epoch every time.
+
+    Parameters
+    ----------
+    groups : sequence of torch.Tensor of int64
+        ``C >= 2`` non-empty 1-D tensors: the indices of each class.
+    batch_size : int
+        At least ``C``; each batch holds ``batch_size // C`` of each class.
+    generator : torch.Generator
+        Source of the random order (advanced by the call).
+
+    Returns
+    -------
+    list of torch.Tensor
+        ``ceil(max_c n_c / (batch_size // C))`` index tensors of length
+        ``C * (batch_size // C)``.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than two groups, a group is empty or not 1-D, or
+        ``batch_size < C``.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> b = class_balanced_batches([torch.arange(2), torch.arange(2, 5), torch.arange(5, 12)], 7, g)
+    >>> len(b), [len(x) for x in b]  # 7 // 3 = 2 of each class per batch, ceil(7 / 2) batches
+    (4, [6, 6, 6, 6])
+    >>> big = torch.cat([x[4:] for x in b])  # the largest class: all 7 seen, one twice
+    >>> len(big), sorted(set(big.tolist())) == list(range(5, 12))
+    (8, True)
+    >>> class_balanced_batches([torch.arange(2), torch.arange(2, 5)], 1, g)
+    Traceback (most recent call last):
+        ...
+    ValueError: batch_size must be at least the number of classes (2), got 1
+    """
+    C = len(groups)
+    if C < 2:
+        raise ValueError(f"groups must hold at least two classes, got {C}")
+    for c, idx in enumerate(groups):
+        if idx.ndim != 1 or len(idx) == 0:
+            raise ValueError(f"groups[{c}] must be a non-empty 1-D index tensor, got shape "
+                             f"{tuple(idx.shape)}")
+    if batch_size < C:
+        raise ValueError(f"batch_size must be at least the number of classes ({C}), got {batch_size}")
+    per = batch_size // C
+    n_batches = max(1, math.ceil(max(len(idx) for idx in groups) / per))
+
+    def stream(idx: torch.Tensor) -> torch.Tensor:
+        need = n_batches * per
+        parts, have = [], 0
+        while have < need:
+            parts.append(idx[torch.randperm(len(idx), generator=generator, device=generator.device)])
+            have += len(idx)
+        return torch.cat(parts)[:need].view(n_batches, per)
+
+    streams = [stream(idx) for idx in groups]
+    return [torch.cat([st[b] for st in streams]) for b in range(n_batches)]
+
+
 def balanced_batches(pos_idx: torch.Tensor, neg_idx: torch.Tensor, batch_size: int,
                      generator: torch.Generator) -> list[torch.Tensor]:
-    """One epoch of class-balanced index batches.
+    """One epoch of class-balanced index batches for two classes.
+
+    The two-class case of :func:`class_balanced_batches` (``groups = [pos_idx, neg_idx]``).
 
     Parameters
     ----------
@@ -182,19 +275,7 @@ def balanced_batches(pos_idx: torch.Tensor, neg_idx: torch.Tensor, batch_size: i
     >>> len(b), [int((x < 3).sum()) for x in b]
     (4, [2, 2, 2, 2])
     """
-    half = batch_size // 2
-    n_batches = max(1, math.ceil(max(len(pos_idx), len(neg_idx)) / half))
-
-    def stream(idx: torch.Tensor) -> torch.Tensor:
-        need = n_batches * half
-        parts, have = [], 0
-        while have < need:
-            parts.append(idx[torch.randperm(len(idx), generator=generator, device=generator.device)])
-            have += len(idx)
-        return torch.cat(parts)[:need].view(n_batches, half)
-
-    p, n = stream(pos_idx), stream(neg_idx)
-    return [torch.cat([p[b], n[b]]) for b in range(n_batches)]
+    return class_balanced_batches([pos_idx, neg_idx], batch_size, generator)
 
 
 @torch.no_grad()
@@ -216,7 +297,8 @@ def predict_scores(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 10
     Returns
     -------
     torch.Tensor or (torch.Tensor, torch.Tensor)
-        Scores of shape (n,), and with ``features=True`` also the features, shape (n, k).
+        Scores of shape (n,) (one-score model) or (n, C) (C logits), and with
+        ``features=True`` also the features, shape (n, k).
 
     Examples
     --------
@@ -258,17 +340,20 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
                checkpoint: str | os.PathLike | None = None, resume: bool = False,
                quiet: bool = False, desc: str | None = None,
                device: str | torch.device | None = None) -> DeepTrainResult:
-    """Train a one-score model with cross-entropy or the differential loss.
+    """Train a one-score or C-logit model with cross-entropy or the differential loss.
 
     Parameters
     ----------
     model : lowrank.models.OneScoreNet
         Model with ``forward(x, return_features=True)`` and a linear ``head``; trained
-        in place (copy it first to train two losses from one initialisation).
+        in place (copy it first to train two losses from one initialisation). A head
+        with one output is a binary one-score model; one with ``C > 1`` outputs a
+        C-class model (see the module notes for the losses and the bias rules).
     x : torch.Tensor, shape (n, ...)
         Training inputs.
     y : array-like, shape (n,)
-        Labels in {-1, +1} or {0, 1}; both classes present.
+        One-score model: labels in {-1, +1} or {0, 1}, both classes present. C-logit
+        model: integer labels in {0, ..., C-1}, every class present.
     config : DeepTrainConfig, optional
         Hyper-parameters (defaults if None).
     checkpoint : path-like, optional
@@ -295,8 +380,9 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
     Raises
     ------
     ValueError
-        On bad inputs, or a checkpoint from a different configuration or one that
-        is further along than ``config.epochs``.
+        On bad inputs (including ``config.batch_size`` below ``C`` or ``config.ddp``
+        with a C-logit model), or a checkpoint from a different configuration or model
+        or one that is further along than ``config.epochs``.
 
     Examples
     --------
@@ -309,30 +395,58 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
     ...                quiet=True)
     >>> len(r.history), r.bias_rule
     (2, 'midpoint')
+
+    Three classes (a three-logit head); the differential run sets one offset per class:
+
+    >>> torch.manual_seed(0); m3 = MLP(4, (8,), n_classes=3)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> y3 = torch.arange(21) % 3
+    >>> r3 = train_deep(m3, x[:, :4].repeat(2, 1)[:21], y3,
+    ...                 DeepTrainConfig(loss="differential", epochs=2, batch_size=6), quiet=True)
+    >>> r3.bias_rule, len(r3.bias), m3(x[:5]).shape
+    ('offsets', 3, torch.Size([5, 3]))
     """
     cfg = config if config is not None else DeepTrainConfig()
     if not isinstance(x, torch.Tensor) or x.ndim < 2 or not x.is_floating_point():
         raise ValueError("x must be a floating-point tensor of shape (n, ...)")
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not hasattr(model, "head") or not isinstance(model.head, torch.nn.Linear):
+        raise ValueError("model must have a linear `head` (see lowrank.models.OneScoreNet)")
+    n_out = int(model.head.out_features)
+    multiclass = n_out > 1  # C = n_out logits; else one score
+    if multiclass and cfg.ddp:
+        raise ValueError(f"config.ddp=True trains one-score models only (the distributed loss is "
+                         f"binary); this model's head has {n_out} outputs")
+    if multiclass and cfg.batch_size < n_out:
+        raise ValueError(f"config.batch_size must be at least the number of classes ({n_out}), "
+                         f"got {cfg.batch_size}")
     dev = _model_device(model) if device is None else resolve_device(device)
     model.to(dev)
     x = x.to(dev)
     check_finite(x, "x")
-    ys = signed_labels(y, "y", dtype=x.dtype).to(dev)
+    if multiclass:
+        ys = class_labels(y, "y", n_classes=n_out).to(dev)
+    else:
+        ys = signed_labels(y, "y", dtype=x.dtype).to(dev)
     if ys.shape[0] != x.shape[0]:
         raise ValueError(f"x and y must have the same length, got {x.shape[0]} and {ys.shape[0]}")
-    check_both_classes(ys, "y")
-    if not hasattr(model, "head") or not isinstance(model.head, torch.nn.Linear):
-        raise ValueError("model must have a linear `head` (see lowrank.models.OneScoreNet)")
+    if not multiclass:
+        check_both_classes(ys, "y")
     differential = cfg.loss == "differential"
+    if model.head.bias is None:
+        raise ValueError("model.head must have a bias (trained, or set by the differential bias rule)")
     params = [p for n, p in model.named_parameters() if not (differential and n == "head.bias")]
     opt = _make_optimizer(params, cfg)
     # Batch indices are drawn on the CPU (the same batches on every device).
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     ys_cpu = ys.cpu()
-    pos_idx = torch.nonzero(ys_cpu > 0).flatten()
-    neg_idx = torch.nonzero(ys_cpu < 0).flatten()
+    if multiclass:
+        groups = [torch.nonzero(ys_cpu == c).flatten() for c in range(n_out)]
+    else:
+        pos_idx = torch.nonzero(ys_cpu > 0).flatten()
+        neg_idx = torch.nonzero(ys_cpu < 0).flatten()
+        groups = [pos_idx, neg_idx]
     n_spec = min(cfg.spectrum_samples, len(x))
     spec_gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 7919)
     spec_idx = torch.randperm(len(x), generator=spec_gen, device="cpu")[:n_spec].to(dev)
@@ -353,6 +467,10 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
         if ck.get("world_size", 1) != dp.world_size:
             raise ValueError(f"checkpoint {ck_path} was written by {ck.get('world_size', 1)} rank(s), "
                              f"not {dp.world_size}")
+        ck_out = ck["model"]["head.weight"].shape[0] if "head.weight" in ck["model"] else n_out
+        if ck_out != n_out:
+            raise ValueError(f"checkpoint {ck_path} holds a model with {ck_out} head output(s), "
+                             f"not {n_out}")
         if ck["epoch"] > cfg.epochs:
             raise ValueError(f"checkpoint {ck_path} is at epoch {ck['epoch']}, beyond "
                              f"config.epochs = {cfg.epochs}")
@@ -372,10 +490,14 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
         # float64 additions as summing the float losses on the host)
         total = torch.zeros((), dtype=torch.float64, device=dev)
         count = 0
-        for idx in balanced_batches(pos_idx, neg_idx, cfg.batch_size * dp.world_size, gen):
+        for idx in class_balanced_batches(groups, cfg.batch_size * dp.world_size, gen):
             idx = dp.local_batch(idx).to(dev, non_blocking=True)
             scores = dp.module(x[idx])
-            if differential:
+            if multiclass and differential:
+                loss = multiclass_differential_loss(scores, ys[idx], pair_loss=cfg.pair_loss)
+            elif multiclass:
+                loss = F.cross_entropy(scores, ys[idx])
+            elif differential:
                 loss = dp.differential_loss(scores, ys[idx], pair_loss=cfg.pair_loss)
             else:
                 loss = cross_entropy_loss(scores, ys[idx])
@@ -385,10 +507,17 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
             total += loss.detach().to(torch.float64)
             count += 1
         s, feats = predict_scores(model, x, features=True)
-        if differential:
-            s = s - model.head.bias.detach()[0] + midpoint_bias(s - model.head.bias.detach()[0], ys)
+        if multiclass:
+            if differential:
+                raw = s - model.head.bias.detach()
+                s = raw + multiclass_offsets(raw, ys).to(raw)
+            correct = s.argmax(dim=1) == ys
+        else:
+            if differential:
+                s = s - model.head.bias.detach()[0] + midpoint_bias(s - model.head.bias.detach()[0], ys)
+            correct = (s > 0) == (ys > 0)
         entry = {"epoch": epoch + 1, "loss": dp.mean(float(total) / count),
-                 "train_acc": float(((s > 0) == (ys > 0)).to(torch.float64).mean())}
+                 "train_acc": float(correct.to(torch.float64).mean())}
         if n_spec:
             spec = spectrum_summary(feats[spec_idx])
             entry.update(effective_rank=spec["effective_rank"], energy_rank=spec["energy_rank"],
@@ -403,7 +532,15 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
                                  "history": history})
 
     model.eval()
-    if differential:
+    b: float | list[float]
+    if multiclass and differential:
+        offsets = multiclass_offsets(predict_scores(model, x) - model.head.bias.detach(), ys)
+        with torch.no_grad():
+            model.head.bias.copy_(offsets)
+        b, rule = offsets.tolist(), "offsets"
+    elif multiclass:
+        b, rule = model.head.bias.detach().tolist(), "trained"
+    elif differential:
         raw = predict_scores(model, x) - model.head.bias.detach()[0]
         b = midpoint_bias(raw, ys)
         with torch.no_grad():
