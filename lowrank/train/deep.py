@@ -43,10 +43,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
