@@ -67,6 +67,29 @@ def test_min_norm_attack_matches_the_exact_linear_multiclass_answer(C, norm):
         _check_adversarials(lin, x, y, res, norm)
 
 
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_untargeted_search_alone_misses_the_nearest_class(norm):
+    # why PGDBisection is multi-targeted for C > 2: with the untargeted margin only, the
+    # search settles on the face of the runner-up class in logit, not the nearest one
+    from lowrank.attacks import default_attacks
+    lin, x, y = _linear(5, d=5, seed=50)
+    exact = _exact(lin, x, y, norm)
+    first = default_attacks(norm)[0]
+    alone = min_norm_attack(lin, x, y, norm, attacks=[first, PGDBisection(targets=0)], bounds=WIDE)
+    both = min_norm_attack(lin, x, y, norm, attacks=[first, PGDBisection()], bounds=WIDE)
+    assert float((alone.norms / exact).max()) > 1.02
+    assert float((both.norms / exact - 1).abs().max()) <= 1e-3
+    # targeting only the two classes with the largest other logits: exact wherever the
+    # nearest class is one of them
+    two = min_norm_attack(lin, x, y, norm, attacks=[first, PGDBisection(targets=2)], bounds=WIDE)
+    z = lin(x).detach().double()
+    top2 = z.scatter(1, y[:, None], -math.inf).argsort(1, descending=True)[:, :2]
+    pair = torch.stack([_pair_distance(lin, x, y, top2[:, j], norm) for j in range(2)], 1).min(1).values
+    covered = pair <= exact * (1 + 1e-9)
+    assert 0 < int(covered.sum()) < len(x)
+    assert float((two.norms[covered] / exact[covered] - 1).abs().max()) <= 1e-3
+
+
 def _pair_distance(lin, x, y, k, norm):
     W, b = lin.weight.detach().double(), lin.bias.detach().double()
     z = x.double() @ W.T + b
@@ -96,6 +119,14 @@ def test_min_norm_is_scale_free_for_logits(norm):
     assert torch.isfinite(c).all()
     assert float(((a - c).abs() / exact).max()) <= 1e-3
     assert float((c / exact - 1).abs().max()) <= 1e-3
+    # tied logits (margin 0) or non-finite ones: scale 1
+    flat = nn.Linear(10, 5)
+    with torch.no_grad():
+        flat.weight.zero_()
+        flat.bias.zero_()
+    assert score_scale(flat, x, y).tolist() == [1.0] * len(x)
+    inf_model = nn.Sequential(flat, _Wrap(nn.Identity(), lambda t: t + torch.tensor([math.inf] + [0.0] * 4)))
+    assert score_scale(inf_model, x[:2], torch.tensor([1, 0])).tolist() == [1.0, 1.0]
     # the adapter sees the same scaled logits for both models
     torch.testing.assert_close(LogitAdapter(lin, score_scale(lin, x, y))(x),
                                LogitAdapter(big, score_scale(big, x, y))(x), rtol=1e-4, atol=1e-5)

@@ -7,9 +7,10 @@ minimum-norm attack objects (``foolbox.attacks.DDNAttack()``,
 -- shrinks every adversarial example along its direction, and keeps per image the
 smallest norm over all of them. The default is DDN (L2) or FMN (L-infinity), then
 PGD with bisection on the budget, which searches below what the first attack found
-and is the fall-back where it found nothing. The model returns one score per image
-(``s > 0`` is class 1) or class logits (n, C) with C >= 2 (decision ``argmax``); the
-attacks see it through :class:`~lowrank.attacks.LogitAdapter`.
+and is the fall-back where it found nothing (for more than two class logits it is
+multi-targeted, see :class:`~lowrank.attacks.PGDBisection`). The model returns one
+score per image (``s > 0`` is class 1) or class logits (n, C) with C >= 2 (decision
+``argmax``); the attacks see it through :class:`~lowrank.attacks.LogitAdapter`.
 
 Why the fall-back: FMN can stop on the decision boundary without ever crossing it.
 Before its first adversarial iterate, FMN sets its radius to
@@ -73,8 +74,10 @@ def default_attacks(norm: str, steps: int = 100, bounds: tuple[float, float] = (
 
     L2: foolbox's DDN (Rony et al. 2019; initial epsilon 1); L-infinity: foolbox's FMN
     (Pintor et al. 2021; initial step ``0.1 * (hi - lo)``); each with ``steps``
-    iterations, followed by :class:`~lowrank.attacks.PGDBisection` with its defaults.
-    DDN exists only in L2.
+    iterations, followed by :class:`~lowrank.attacks.PGDBisection` with its defaults
+    (for a model with ``C > 2`` class logits it tries every other class as a target,
+    about ``C`` times the cost of its untargeted search; ``PGDBisection(targets=k)``
+    limits that to the ``k`` classes with the largest clean logits). DDN exists only in L2.
 
     Parameters
     ----------
