@@ -289,8 +289,9 @@ class PGDBisection:
         # boundary, float32 scores can change sign between batch shapes.
         fresh = ~torch.isfinite(upper)  # nothing found yet: first try the whole box
         targets = self._targets(model, x, cls)
-        # multi-targeted: first try the known budget too (a target's direction, shrunk, may beat it)
-        probe = fresh | (targets is not None) & ~fresh
+        # multi-targeted: first try the known budget ``upper`` too (PGD towards the nearest
+        # class, shrunk along its direction, can beat it by less than the bisection's resolution)
+        probe = fresh | (targets is not None)
         alive = torch.ones(n, dtype=torch.bool, device=x.device)
         for r in range(self.bisection_steps + int(bool(probe.any()))):
             first = probe & (r == 0)
