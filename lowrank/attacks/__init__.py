@@ -1,8 +1,14 @@
-"""Adversarial evaluation of one-score binary models, built on foolbox 3.
+"""Adversarial evaluation of one-score binary and multi-class models, built on foolbox 3.
 
-* :mod:`~lowrank.attacks.adapter`: :class:`TwoLogitAdapter` (the two-logit view
-  ``[-s/2, s/2] / c`` of a one-score model, scale-free with :func:`score_scale`)
-  and the helpers every attack shares.
+A model returns one score per image (shape (n,) or (n, 1); ``s > 0`` is class 1,
+labels in {-1, +1} or {0, 1}) or class logits (shape (n, C), C >= 2; decision
+``argmax``, labels in {0, ..., C-1}); every function here reads the kind from the
+model's output.
+
+* :mod:`~lowrank.attacks.adapter`: :class:`LogitAdapter` (the logit view
+  ``[-s/2, s/2] / c`` of a one-score model, ``z / c`` of class logits; scale-free
+  with :func:`score_scale`; :class:`TwoLogitAdapter` is its former name) and the
+  helpers every attack shares.
 * :mod:`~lowrank.attacks.min_norm`: :func:`min_norm_attack` (per image, the smallest
   adversarial perturbation over several attacks and which attack found it; by
   default DDN in L2 or FMN in L-infinity, then PGD with bisection),
@@ -20,7 +26,7 @@ Another attack is passed as an object, foolbox style::
     min_norm_attack(model, x, y, "l2", attacks=[fb.attacks.L2FMNAttack(steps=200), PGDBisection()])
 """
 
-from .adapter import ATTACK_NORMS, TwoLogitAdapter, score_scale
+from .adapter import ATTACK_NORMS, LogitAdapter, TwoLogitAdapter, score_scale
 from .exact import linear_min_norm
 from .fixed_eps import PGDBisection, pgd_attack, pgd_success
 from .min_norm import (
@@ -31,6 +37,6 @@ from .min_norm import (
     min_norm_perturbations,
 )
 
-__all__ = ["ATTACK_NORMS", "TwoLogitAdapter", "score_scale", "linear_min_norm", "PGDBisection",
-           "pgd_attack", "pgd_success", "MinNormResult", "adversarial_share", "default_attacks",
-           "min_norm_attack", "min_norm_perturbations"]
+__all__ = ["ATTACK_NORMS", "LogitAdapter", "TwoLogitAdapter", "score_scale", "linear_min_norm",
+           "PGDBisection", "pgd_attack", "pgd_success", "MinNormResult", "adversarial_share",
+           "default_attacks", "min_norm_attack", "min_norm_perturbations"]

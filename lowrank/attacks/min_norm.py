@@ -7,7 +7,10 @@ minimum-norm attack objects (``foolbox.attacks.DDNAttack()``,
 -- shrinks every adversarial example along its direction, and keeps per image the
 smallest norm over all of them. The default is DDN (L2) or FMN (L-infinity), then
 PGD with bisection on the budget, which searches below what the first attack found
-and is the fall-back where it found nothing.
+and is the fall-back where it found nothing (for more than two class logits it is
+multi-targeted, see :class:`~lowrank.attacks.PGDBisection`). The model returns one
+score per image (``s > 0`` is class 1) or class logits (n, C) with C >= 2 (decision
+``argmax``); the attacks see it through :class:`~lowrank.attacks.LogitAdapter`.
 
 Why the fall-back: FMN can stop on the decision boundary without ever crossing it.
 Before its first adversarial iterate, FMN sets its radius to
@@ -15,7 +18,8 @@ Before its first adversarial iterate, FMN sets its radius to
 boundary. For a linear model that estimate is exact, so the iterate lands *on* the
 boundary, where the float32 score is 0 (or so small that the correction leaves the
 float32 radius unchanged). A score of exactly 0 is class 0 (the tie goes to the
-first logit), so an image of class 0 is not adversarial there; the correction is
+first logit; a tie between class logits likewise goes to the lower index), so an
+image of class 0 is not adversarial there; the correction is
 ``0 / ||gradient||_1 = 0``, the radius and the iterate stay fixed, FMN's ``(1 +
 gamma)`` growth of the radius only starts after a first success, and after the last
 step FMN returns the clean image. Which points land exactly on 0 depends on float32
@@ -34,12 +38,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_same_length, signed_labels
+from .._validation import check_same_length
 from .adapter import (
-    TwoLogitAdapter,
+    LogitAdapter,
     check_norm,
     class_labels,
     is_adversarial,
+    n_outputs,
     perturbation_norms,
     score_scale,
     shrink_towards,
@@ -69,8 +74,10 @@ def default_attacks(norm: str, steps: int = 100, bounds: tuple[float, float] = (
 
     L2: foolbox's DDN (Rony et al. 2019; initial epsilon 1); L-infinity: foolbox's FMN
     (Pintor et al. 2021; initial step ``0.1 * (hi - lo)``); each with ``steps``
-    iterations, followed by :class:`~lowrank.attacks.PGDBisection` with its defaults.
-    DDN exists only in L2.
+    iterations, followed by :class:`~lowrank.attacks.PGDBisection` with its defaults
+    (for a model with ``C > 2`` class logits it tries every other class as a target,
+    about ``C`` times the cost of its untargeted search; ``PGDBisection(targets=k)``
+    limits that to the ``k`` classes with the largest clean logits). DDN exists only in L2.
 
     Parameters
     ----------
@@ -125,6 +132,9 @@ class MinNormResult:
         images misclassified clean, ``"none"`` where nothing was found.
     per_method : dict of str to torch.Tensor
         Each attack's own norms (``inf`` where it found nothing), in the order run.
+    adversarials : torch.Tensor, shape of the images, optional
+        The adversarial example whose norm is reported, per image (the clean image
+        where the norm is 0 or ``inf``); set by :func:`min_norm_attack`.
 
     Examples
     --------
@@ -138,6 +148,7 @@ class MinNormResult:
     norms: torch.Tensor
     method: tuple[str, ...]
     per_method: dict[str, torch.Tensor]
+    adversarials: torch.Tensor | None = None
 
     @property
     def failed(self) -> torch.Tensor:
@@ -164,11 +175,15 @@ def min_norm_attack(model: nn.Module, x: torch.Tensor, y, norm: str = "l2", atta
     Parameters
     ----------
     model : nn.Module
-        One-score model (``s > 0`` means label +1), put in eval mode.
+        Put in eval mode. Either a one-score model (output (n,) or (n, 1); ``s > 0``
+        means label +1) or a multi-class model returning class logits (n, C), C >= 2
+        (decision ``argmax``, ties to the lower index). The kind is read from the
+        model's output on ``x[:1]``.
     x : torch.Tensor, shape (n, ...)
         Images within ``bounds``; every result stays on ``x``'s device.
     y : array-like, shape (n,)
-        True labels in {-1, +1} or {0, 1}.
+        True labels: in {-1, +1} or {0, 1} for a one-score model, integers in
+        {0, ..., C-1} for class logits.
     norm : {"l2", "linf"}
         Threat model.
     attacks : attack or sequence of attacks, optional
@@ -196,15 +211,17 @@ def min_norm_attack(model: nn.Module, x: torch.Tensor, y, norm: str = "l2", atta
     Returns
     -------
     MinNormResult
-        The attacks see the model through :class:`TwoLogitAdapter` scaled by
-        :func:`score_scale` (logit difference +-1 at each clean image), so multiplying
-        the score by a constant does not change the result beyond the attacks'
-        tolerance.
+        The attacks see the model through :class:`LogitAdapter` scaled by
+        :func:`score_scale` (margin +-1 at each clean image), so multiplying the
+        model's output by a positive constant does not change the result beyond the
+        attacks' tolerance.
 
     Raises
     ------
     ValueError
-        For an unknown ``norm``, an attack for another norm, or mismatched lengths.
+        For an unknown ``norm``, an attack for another norm, mismatched lengths, labels
+        outside the model's classes, or a model output that is neither one score nor
+        class logits per image.
     TypeError
         For an attack that is neither a foolbox minimisation attack nor a :class:`PGDBisection`.
 
@@ -217,13 +234,25 @@ def min_norm_attack(model: nn.Module, x: torch.Tensor, y, norm: str = "l2", atta
     >>> r = min_norm_attack(lin, x, [-1, 1], "l2", bounds=(-5.0, 5.0))
     >>> r.method, abs(float(r.norms[1]) - 0.5 / 3) < 2e-3     # |f| / ||w||_2 = 0.5 / 3
     (('clean', 'ddn'), True)
+
+    A 3-class linear model ``z = W x``; the exact L2 distance of ``x`` (class 0) is
+    ``min_{k != 0} (z_0 - z_k) / ||w_0 - w_k||_2 = min(1 / 1, 1.5 / sqrt(2))``:
+
+    >>> lin3 = nn.Linear(2, 3, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = lin3.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]))
+    >>> x3 = torch.tensor([[1.0, -0.5]])                # z = (1, 0, -0.5)
+    >>> r3 = min_norm_attack(lin3, x3, [0], "l2", bounds=(-5.0, 5.0))
+    >>> r3.n_failed, abs(float(r3.norms[0]) - 1.0) < 2e-3
+    (0, True)
     """
     import foolbox as fb
 
     from ..progress import progress
 
     check_norm(norm)
-    check_same_length(x, signed_labels(y, "y"), "x", "y")
+    cls = class_labels(y, n_outputs(model, x), x.device)
+    check_same_length(x, cls, "x", "y")
     batch_size = _check_positive_int(batch_size, "batch_size")
     if attacks is None:
         attacks = default_attacks(norm, steps, bounds)
@@ -239,10 +268,10 @@ def min_norm_attack(model: nn.Module, x: torch.Tensor, y, norm: str = "l2", atta
                             f"got {type(a).__name__}")
     names = _names(attacks)
     model.eval()
-    cls = class_labels(y, x.device)
     torch.manual_seed(seed)
     per = {name: torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device) for name in names}
     best = torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device)
+    best_x = x.detach().clone()
     source = torch.full((len(x),), -1, dtype=torch.int64, device=x.device)
     clean_wrong = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     starts = range(0, len(x), batch_size)
@@ -251,7 +280,7 @@ def min_norm_attack(model: nn.Module, x: torch.Tensor, y, norm: str = "l2", atta
         sl = slice(i, i + batch_size)
         xb, cb = x[sl].detach(), cls[sl]
         clean_wrong[sl] = is_adversarial(model, xb, cb)  # scored in the same batch shape as the attacks
-        fmodel = fb.PyTorchModel(TwoLogitAdapter(model, score_scale(model, xb)).eval(),
+        fmodel = fb.PyTorchModel(LogitAdapter(model, score_scale(model, xb, cb)).eval(),
                                  bounds=bounds, device=x.device)
         for j, (name, attack) in enumerate(zip(names, attacks)):
             if isinstance(attack, PGDBisection):
@@ -268,11 +297,13 @@ def min_norm_attack(model: nn.Module, x: torch.Tensor, y, norm: str = "l2", atta
             per[name][sl] = size
             better = size < best[sl]
             best[sl] = torch.where(better, size, best[sl])
+            best_x[sl] = torch.where(better.view((-1,) + (1,) * (x.ndim - 1)), adv, best_x[sl])
             source[sl] = torch.where(better, j, source[sl])
     best = torch.where(clean_wrong, torch.zeros_like(best), best)
     labels = [*names, "none", "clean"]
     code = torch.where(clean_wrong, len(names) + 1, torch.where(source < 0, len(names), source))
-    result = MinNormResult(best, tuple(labels[k] for k in code.tolist()), per)
+    best_x[clean_wrong] = x.detach()[clean_wrong]
+    result = MinNormResult(best, tuple(labels[k] for k in code.tolist()), per, best_x)
     if warn and result.n_failed:
         idx = result.failed.tolist()
         warnings.warn(f"no adversarial example found for {len(idx)} of {len(x)} images "
@@ -287,9 +318,9 @@ def min_norm_perturbations(model: nn.Module, x: torch.Tensor, y, norm: str = "l2
                            quiet: bool = True) -> torch.Tensor:
     """Norm of the smallest adversarial perturbation found, per image (``min_norm_attack(...).norms``).
 
-    Same arguments as :func:`min_norm_attack`; use that function to also see which
-    attack found each perturbation. Images where nothing was found (norm ``inf``)
-    are named in a ``RuntimeWarning``.
+    Same arguments as :func:`min_norm_attack` (one-score or class-logit models); use
+    that function to also see which attack found each perturbation. Images where
+    nothing was found (norm ``inf``) are named in a ``RuntimeWarning``.
 
     Parameters
     ----------

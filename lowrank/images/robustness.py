@@ -1,4 +1,4 @@
-"""Input-space robustness of a one-score network on fixed image subsamples.
+"""Input-space robustness of a one-score or multi-class network on fixed image subsamples.
 
 :func:`min_norm_record` runs :func:`lowrank.attacks.min_norm_attack` on the attacked
 images and summarises the per-image minimum norms as share-vs-eps curves;
@@ -85,9 +85,10 @@ def min_norm_record(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, no
     Parameters
     ----------
     model : torch.nn.Module
-        One-score network (eval mode).
+        One-score network, or a network returning class logits (n, C) (eval mode).
     x, y : torch.Tensor
-        The attacked images and their labels in {-1, +1}.
+        The attacked images and their labels: in {-1, +1} or {0, 1} for one score,
+        integers in {0, ..., C-1} for class logits.
     norm : {"l2", "linf"}
     grid : sequence of float
         eps values of the curve.
@@ -144,7 +145,8 @@ def robustness(model: torch.nn.Module, splits: Mapping[str, tuple[torch.Tensor, 
     Parameters
     ----------
     model : torch.nn.Module
-        One-score network.
+        One-score network, or a network returning class logits (n, C); the labels of
+        ``splits`` follow :func:`min_norm_record`.
     splits : mapping of split name to (x, y)
         The full splits; ``indices[split]`` selects the attacked images.
     indices : mapping of split name to torch.Tensor
