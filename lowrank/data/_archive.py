@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 __all__ = [
+    "ImageTask",
     "BinaryImageTask",
     "DatasetCorruptError",
     "DatasetMissingError",
@@ -34,6 +35,7 @@ __all__ = [
     "download_file",
     "extract_tar",
     "select_classes",
+    "multiclass_split",
 ]
 
 
@@ -46,7 +48,84 @@ class DatasetCorruptError(ValueError):
 
 
 @dataclass
-class BinaryImageTask:
+class ImageTask:
+    """A C-class image task with labels in {0, ..., C-1}.
+
+    Attributes
+    ----------
+    x_train, x_test : torch.Tensor, shape (n, channels, H, W), float32 in [0, 1]
+    y_train, y_test : torch.Tensor, shape (n,), int64 in {0, ..., C-1}
+        Label ``c`` for ``classes[c]``.
+    classes : tuple of str
+        Class names, in label order.
+    dataset : str
+        ``"cifar10"`` or ``"fashion_mnist"``.
+    source : str
+        The directory the files were read from.
+
+    Examples
+    --------
+    >>> task = ImageTask(torch.zeros(3, 1, 2, 2), torch.tensor([0, 2, 1]),
+    ...                  torch.zeros(2, 1, 2, 2), torch.tensor([1, 1]), ("a", "b", "c"), "toy", "/d")
+    >>> s = task.summary()
+    >>> s["n_classes"], s["n_train_per_class"], s["n_test_per_class"]
+    (3, [1, 1, 1], [0, 2, 0])
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: tuple[str, ...]
+    dataset: str
+    source: str
+
+    def to(self, device: str | torch.device | None) -> ImageTask:
+        """The same task with its four tensors on ``device`` (``self`` if already there).
+
+        Parameters
+        ----------
+        device : str, torch.device or None
+            As in :func:`lowrank.device.resolve_device` (``"auto"``, ``"cpu"``, ``"cuda"``,
+            ...); ``None`` keeps the tensors where they are.
+
+        Returns
+        -------
+        ImageTask (of the same type)
+
+        Examples
+        --------
+        >>> task = BinaryImageTask(torch.zeros(2, 1, 2, 2), torch.tensor([1.0, -1.0]),
+        ...                        torch.zeros(2, 1, 2, 2), torch.tensor([1.0, -1.0]),
+        ...                        ("cat", "dog"), "cifar10", "/data")
+        >>> task.to("meta").x_train.device, task.to("meta").classes
+        (device(type='meta'), ('cat', 'dog'))
+        """
+        if device is None:
+            return self
+        from ..device import resolve_device
+
+        dev = resolve_device(device)
+        return replace(self, x_train=self.x_train.to(dev), y_train=self.y_train.to(dev),
+                       x_test=self.x_test.to(dev), y_test=self.y_test.to(dev))
+
+    def summary(self) -> dict:
+        """Sizes and per-class counts, for logs and result files."""
+        C = len(self.classes)
+        return {
+            "dataset": self.dataset,
+            "classes": list(self.classes),
+            "n_classes": C,
+            "image_shape": list(self.x_train.shape[1:]),
+            "n_train": int(self.x_train.shape[0]),
+            "n_train_per_class": torch.bincount(self.y_train.cpu(), minlength=C).tolist(),
+            "n_test": int(self.x_test.shape[0]),
+            "n_test_per_class": torch.bincount(self.y_test.cpu(), minlength=C).tolist(),
+        }
+
+
+@dataclass
+class BinaryImageTask(ImageTask):
     """A two-class image task with labels in {-1, +1}.
 
     Attributes
@@ -72,43 +151,6 @@ class BinaryImageTask:
     >>> s["image_shape"], s["n_train"], s["n_train_pos"], s["n_test_pos"]
     ([1, 2, 2], 3, 1, 1)
     """
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    classes: tuple[str, str]
-    dataset: str
-    source: str
-
-    def to(self, device: str | torch.device | None) -> BinaryImageTask:
-        """The same task with its four tensors on ``device`` (``self`` if already there).
-
-        Parameters
-        ----------
-        device : str, torch.device or None
-            As in :func:`lowrank.device.resolve_device` (``"auto"``, ``"cpu"``, ``"cuda"``,
-            ...); ``None`` keeps the tensors where they are.
-
-        Returns
-        -------
-        BinaryImageTask
-
-        Examples
-        --------
-        >>> task = BinaryImageTask(torch.zeros(2, 1, 2, 2), torch.tensor([1.0, -1.0]),
-        ...                        torch.zeros(2, 1, 2, 2), torch.tensor([1.0, -1.0]),
-        ...                        ("cat", "dog"), "cifar10", "/data")
-        >>> task.to("meta").x_train.device, task.to("meta").classes
-        (device(type='meta'), ('cat', 'dog'))
-        """
-        if device is None:
-            return self
-        from ..device import resolve_device
-
-        dev = resolve_device(device)
-        return replace(self, x_train=self.x_train.to(dev), y_train=self.y_train.to(dev),
-                       x_test=self.x_test.to(dev), y_test=self.y_test.to(dev))
 
     def summary(self) -> dict:
         """Sizes and class counts, for logs and result files."""
@@ -327,25 +369,47 @@ def extract_tar(archive: Path, dest: Path) -> None:
         raise DatasetCorruptError(f"cannot extract {archive}: {err}") from err
 
 
-def select_classes(classes: Sequence, names: Sequence[str], dataset: str
-                   ) -> tuple[tuple[int, int], tuple[str, str]]:
-    """Resolve two class names or indices to (indices, names).
+def select_classes(classes: Sequence | None, names: Sequence[str], dataset: str,
+                   count: int | None = 2) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Resolve class names or indices to (indices, names).
 
-    Names match case-insensitively; indices are ints in ``range(len(names))``.
+    Names match case-insensitively; indices are ints (or digit strings) in
+    ``range(len(names))``.
+
+    Parameters
+    ----------
+    classes : sequence of str or int, or None
+        The classes, in label order; ``None`` (only with ``count=None``): all of them.
+    names : sequence of str
+        The dataset's class names.
+    dataset : str
+        Name for the messages.
+    count : int or None
+        How many classes ``classes`` must name (2: a pair (positive, negative)); ``None``:
+        at least two.
 
     Raises
     ------
     ValueError
-        Unless ``classes`` names exactly two distinct, known classes.
+        Unless ``classes`` names ``count`` (or at least two) distinct, known classes.
 
     Examples
     --------
     >>> select_classes(("b", 0), ["a", "b"], "toy")
     ((1, 0), ('b', 'a'))
+    >>> select_classes(None, ["a", "b", "c"], "toy", count=None)
+    ((0, 1, 2), ('a', 'b', 'c'))
     """
-    if isinstance(classes, (str, bytes)) or len(classes) != 2:
+    if classes is None and count is None:
+        classes = range(len(names))
+    if count == 2 and (classes is None or isinstance(classes, (str, bytes)) or len(classes) != 2):
         raise ValueError(f"classes must be a pair (positive, negative) of {dataset} class names "
                          f"or indices, got {classes!r}")
+    if classes is None or isinstance(classes, (str, bytes)) or len(classes) < 2 or (
+            count is not None and len(classes) != count):
+        want = "at least two" if count is None else str(count)
+        raise ValueError(f"classes must name {want} {dataset} classes (names or indices), "
+                         f"got {classes!r}")
     lower = [n.lower() for n in names]
     idx = []
     for c in classes:
@@ -359,9 +423,29 @@ def select_classes(classes: Sequence, names: Sequence[str], dataset: str
             idx.append(int(c))
         else:
             raise ValueError(f"classes: unknown {dataset} class {c!r}; known: {list(names)}")
-    if idx[0] == idx[1]:
-        raise ValueError(f"classes must be two different classes, got {classes!r}")
-    return (idx[0], idx[1]), (names[idx[0]], names[idx[1]])
+    if len(set(idx)) != len(idx):
+        what = "two different classes" if count == 2 else "distinct classes"
+        raise ValueError(f"classes must be {what}, got {classes!r}")
+    return tuple(idx), tuple(names[i] for i in idx)
+
+
+def multiclass_split(x: torch.Tensor, labels: torch.Tensor, idx: Sequence[int]
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the images of the classes ``idx``; label ``idx[c]`` as ``c`` (int64).
+
+    Examples
+    --------
+    >>> x, y = multiclass_split(torch.arange(4.0), torch.tensor([5, 2, 7, 2]), (2, 5))
+    >>> x.tolist(), y.tolist()
+    ([0.0, 1.0, 3.0], [1, 0, 0])
+    """
+    lookup = torch.full((int(labels.max()) + 1 if len(labels) else 1,), -1, dtype=torch.int64)
+    for c, k in enumerate(idx):
+        if k < len(lookup):
+            lookup[k] = c
+    y = lookup[labels]
+    keep = y >= 0
+    return x[keep], y[keep]
 
 
 def binary_split(x: torch.Tensor, labels: torch.Tensor, idx: tuple[int, int]

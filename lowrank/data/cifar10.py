@@ -1,9 +1,10 @@
-"""Binary tasks from the official python-format CIFAR-10.
+"""Binary and multi-class tasks from the official python-format CIFAR-10.
 
 The loader reads ``cifar-10-batches-py/`` (or the archive
 ``cifar-10-python.tar.gz``, which it extracts) from a directory the caller names,
 checks every file against the official md5 sums, and returns the images of two
-classes with labels +1 / -1 as float tensors in [0, 1] of shape (n, 3, 32, 32).
+classes with labels +1 / -1 (:func:`load_cifar10_binary`) or of any number of classes
+with labels 0..C-1 (:func:`load_cifar10`) as float tensors in [0, 1] of shape (n, 3, 32, 32).
 
 Official files: https://www.cs.toronto.edu/~kriz/cifar.html (the md5 sums below
 are the ones published with torchvision's ``CIFAR10``).
@@ -23,9 +24,11 @@ from ._archive import (
     BinaryImageTask,
     DatasetCorruptError,
     DatasetMissingError,
+    ImageTask,
     binary_split,
     download_file,
     extract_tar,
+    multiclass_split,
     resolve_checksums,
     select_classes,
     verify_md5,
@@ -33,6 +36,8 @@ from ._archive import (
 
 __all__ = [
     "BinaryImageTask",
+    "ImageTask",
+    "load_cifar10",
     "CIFAR10_CLASSES",
     "CIFAR10_MD5",
     "CIFAR10_URL",
@@ -165,7 +170,17 @@ def load_cifar10_binary(root: str | os.PathLike, classes: Sequence = ("cat", "do
     >>> task.x_train.shape                                   # doctest: +SKIP
     torch.Size([10000, 3, 32, 32])
     """
-    root = Path(root)
+    folder, names = _read_folder(Path(root), checksums, download, url, quiet)
+    idx, picked = select_classes(tuple(classes), names, "CIFAR-10")
+    x_tr, y_tr = _split(folder, _TRAIN_BATCHES, idx, binary_split)
+    x_te, y_te = _split(folder, (_TEST_BATCH,), idx, binary_split)
+    task = BinaryImageTask(x_tr, y_tr, x_te, y_te, picked, "cifar10", str(folder))
+    return task.to(device)
+
+
+def _read_folder(root: Path, checksums, download: bool, url: str, quiet: bool
+                 ) -> tuple[Path, tuple[str, ...]]:
+    """The verified batches folder and the class names from its meta file."""
     manifest = resolve_checksums(checksums, CIFAR10_MD5)
     folder = _locate(root, manifest, download, url, quiet)
     for name in (*_TRAIN_BATCHES, _TEST_BATCH, _META):
@@ -180,16 +195,53 @@ def load_cifar10_binary(root: str | os.PathLike, classes: Sequence = ("cat", "do
     meta = _unpickle(folder / _META)
     names = tuple(n.decode() if isinstance(n, bytes) else str(n)
                   for n in meta.get(b"label_names", CIFAR10_CLASSES))
-    idx, picked = select_classes(tuple(classes), names, "CIFAR-10")
+    return folder, names
 
-    def split(batches):
-        parts = [_read_batch(folder / b) for b in batches]
-        data = np.concatenate([p[0] for p in parts])
-        labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
-        x, y = binary_split(torch.from_numpy(data).reshape(-1, 3, 32, 32), labels, idx)
-        return x.to(torch.float32).div_(255.0), y
 
-    x_tr, y_tr = split(_TRAIN_BATCHES)
-    x_te, y_te = split((_TEST_BATCH,))
-    task = BinaryImageTask(x_tr, y_tr, x_te, y_te, picked, "cifar10", str(folder))
-    return task.to(device)
+def _split(folder: Path, batches, idx, select) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images of the classes ``idx`` in ``batches`` as float32 in [0, 1], labels by ``select``."""
+    parts = [_read_batch(folder / b) for b in batches]
+    data = np.concatenate([p[0] for p in parts])
+    labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
+    x, y = select(torch.from_numpy(data).reshape(-1, 3, 32, 32), labels, idx)
+    return x.to(torch.float32).div_(255.0), y
+
+
+def load_cifar10(root: str | os.PathLike, classes: Sequence | None = None, checksums="official",
+                 download: bool = False, url: str = CIFAR10_URL, quiet: bool = True,
+                 device: str | torch.device | None = None) -> ImageTask:
+    """Load CIFAR-10 as a multi-class task (all ten classes by default).
+
+    Parameters
+    ----------
+    root : path-like
+        As in :func:`load_cifar10_binary`.
+    classes : sequence of str or int, optional
+        The classes to keep (at least two), by name or index; label ``c`` is
+        ``classes[c]``. Default: all ten, in the official order.
+    checksums, download, url, quiet, device
+        As in :func:`load_cifar10_binary`.
+
+    Returns
+    -------
+    ImageTask
+        Float32 images in [0, 1] of shape (n, 3, 32, 32), int64 labels (50 000 train and
+        10 000 test images for all ten classes of the official release).
+
+    Raises
+    ------
+    DatasetMissingError, DatasetCorruptError, ValueError
+        As :func:`load_cifar10_binary`.
+
+    Examples
+    --------
+    >>> task = load_cifar10("/data")  # doctest: +SKIP
+    >>> task.classes[:2]  # doctest: +SKIP
+    ('airplane', 'automobile')
+    """
+    folder, names = _read_folder(Path(root), checksums, download, url, quiet)
+    idx, picked = select_classes(None if classes is None else tuple(classes), names, "CIFAR-10",
+                                 count=None)
+    x_tr, y_tr = _split(folder, _TRAIN_BATCHES, idx, multiclass_split)
+    x_te, y_te = _split(folder, (_TEST_BATCH,), idx, multiclass_split)
+    return ImageTask(x_tr, y_tr, x_te, y_te, picked, "cifar10", str(folder)).to(device)

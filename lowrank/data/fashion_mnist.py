@@ -1,10 +1,11 @@
-"""Binary tasks from Fashion-MNIST (official idx files, gzip-compressed or not).
+"""Binary and multi-class tasks from Fashion-MNIST (official idx files, gzip-compressed or not).
 
 The loader reads the four idx files ``train-images-idx3-ubyte``,
 ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``
 (each either as ``NAME.gz`` or uncompressed ``NAME``) from a directory the caller
-names, verifies them, and returns two classes with labels +1 / -1 as float32
-tensors in [0, 1] of shape (n, 1, 28, 28).
+names, verifies them, and returns two classes with labels +1 / -1
+(:func:`load_fashion_mnist_binary`) or any number of classes with labels 0..C-1
+(:func:`load_fashion_mnist`) as float32 tensors in [0, 1] of shape (n, 1, 28, 28).
 
 Checksums and their provenance
 ------------------------------
@@ -36,10 +37,12 @@ from ._archive import (
     BinaryImageTask,
     DatasetCorruptError,
     DatasetMissingError,
+    ImageTask,
     binary_split,
     download_file,
     md5_file,
     md5_gzip_payload,
+    multiclass_split,
     resolve_checksums,
     select_classes,
 )
@@ -49,6 +52,7 @@ __all__ = [
     "FASHION_MNIST_MD5",
     "FASHION_MNIST_URL",
     "load_fashion_mnist_binary",
+    "load_fashion_mnist",
 ]
 
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -183,9 +187,17 @@ def load_fashion_mnist_binary(root: str | os.PathLike,
     >>> task.x_train.shape  # doctest: +SKIP
     torch.Size([12000, 1, 28, 28])
     """
-    root = Path(root)
-    manifest = resolve_checksums(checksums, FASHION_MNIST_MD5)
     idx, picked = select_classes(tuple(classes), FASHION_MNIST_CLASSES, "Fashion-MNIST")
+    arrays = _read_arrays(Path(root), checksums, download, url, quiet)
+    x_tr, y_tr = _split(arrays, "train", idx, binary_split)
+    x_te, y_te = _split(arrays, "test", idx, binary_split)
+    task = BinaryImageTask(x_tr, y_tr, x_te, y_te, picked, "fashion_mnist", str(root))
+    return task.to(device)
+
+
+def _read_arrays(root: Path, checksums, download: bool, url: str, quiet: bool) -> dict:
+    """The four verified idx arrays (images uint8 (n, 28, 28), labels)."""
+    manifest = resolve_checksums(checksums, FASHION_MNIST_MD5)
     arrays = {}
     for key, stem in _FILES.items():
         path = _find(root, stem)
@@ -198,17 +210,58 @@ def load_fashion_mnist_binary(root: str | os.PathLike,
                                  "Fashion-MNIST", quiet=quiet)
         _verify(path, stem, manifest, root)
         arrays[key] = _read_idx(path, 3 if key.endswith("images") else 1)
+    return arrays
 
-    def split(prefix):
-        x, lab = arrays[prefix + "_images"], arrays[prefix + "_labels"]
-        if x.shape[0] != lab.shape[0]:
-            raise DatasetCorruptError(f"Fashion-MNIST {prefix} split: {x.shape[0]} images but "
-                                      f"{lab.shape[0]} labels")
-        xs, ys = binary_split(torch.from_numpy(x.copy()).unsqueeze(1),
-                              torch.from_numpy(lab.astype(np.int64)), idx)
-        return xs.to(torch.float32).div_(255.0), ys
 
-    x_tr, y_tr = split("train")
-    x_te, y_te = split("test")
-    task = BinaryImageTask(x_tr, y_tr, x_te, y_te, picked, "fashion_mnist", str(root))
-    return task.to(device)
+def _split(arrays: dict, prefix: str, idx, select) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images of the classes ``idx`` of one split as float32 in [0, 1], labels by ``select``."""
+    x, lab = arrays[prefix + "_images"], arrays[prefix + "_labels"]
+    if x.shape[0] != lab.shape[0]:
+        raise DatasetCorruptError(f"Fashion-MNIST {prefix} split: {x.shape[0]} images but "
+                                  f"{lab.shape[0]} labels")
+    xs, ys = select(torch.from_numpy(x.copy()).unsqueeze(1),
+                    torch.from_numpy(lab.astype(np.int64)), idx)
+    return xs.to(torch.float32).div_(255.0), ys
+
+
+def load_fashion_mnist(root: str | os.PathLike, classes: Sequence | None = None,
+                       checksums="official", download: bool = False,
+                       url: str = FASHION_MNIST_URL, quiet: bool = True,
+                       device: str | torch.device | None = None) -> ImageTask:
+    """Load Fashion-MNIST as a multi-class task (all ten classes by default).
+
+    Parameters
+    ----------
+    root : path-like
+        Directory holding the four idx files (``.gz`` or not), or a ``fashion-mnist/``
+        sub-folder that does.
+    classes : sequence of str or int, optional
+        The classes to keep, by name (:data:`FASHION_MNIST_CLASSES`, case-insensitive) or
+        index, at least two; label ``c`` is ``classes[c]``. Default: all ten, in the
+        official order (labels as in the files).
+    checksums, download, url, quiet, device
+        As in :func:`load_fashion_mnist_binary`.
+
+    Returns
+    -------
+    ImageTask
+        Float32 images in [0, 1] of shape (n, 1, 28, 28), int64 labels (60 000 train and
+        10 000 test images for all ten classes of the official release).
+
+    Raises
+    ------
+    DatasetMissingError, DatasetCorruptError, ValueError
+        As :func:`load_fashion_mnist_binary`.
+
+    Examples
+    --------
+    >>> task = load_fashion_mnist("/usr/share/datasets/fashion-mnist")  # doctest: +SKIP
+    >>> task.x_train.shape, task.classes[9]  # doctest: +SKIP
+    (torch.Size([60000, 1, 28, 28]), 'Ankle boot')
+    """
+    idx, picked = select_classes(None if classes is None else tuple(classes),
+                                 FASHION_MNIST_CLASSES, "Fashion-MNIST", count=None)
+    arrays = _read_arrays(Path(root), checksums, download, url, quiet)
+    x_tr, y_tr = _split(arrays, "train", idx, multiclass_split)
+    x_te, y_te = _split(arrays, "test", idx, multiclass_split)
+    return ImageTask(x_tr, y_tr, x_te, y_te, picked, "fashion_mnist", str(root)).to(device)

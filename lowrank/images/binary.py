@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,14 @@ import torch
 from ..cli import study_mode
 from ..device import resolve_device
 from ..models import build_model
+from ..progress import progress
 from ..sweep import ResultCache
 from ..train import DeepTrainConfig, DeepTrainResult, predict_scores, train_deep
 from .protocol import attack_protocol, software_protocol, training_protocol
 from .robustness import robustness
 from .tasks import EPS, NORMS, SPLITS, balanced_subset, load_task, pair_slug, subsample_indices
 
-__all__ = ["LOSSES", "MODES", "train_networks", "study_name", "compute_study", "plot_study",
+__all__ = ["LOSSES", "MODES", "train_networks", "run_seeds", "study_name", "compute_study", "plot_study",
            "compare_losses", "summary", "curve_rows", "report_lines"]
 
 LOSSES = ("cross_entropy", "differential")
@@ -90,6 +91,54 @@ def with_threads(threads: int | None, fn, *a, **kw):
         torch.set_num_threads(old)
 
 
+def run_seeds(args: argparse.Namespace, modes: Mapping[str, Mapping[str, Any]], name: str,
+              run_seed: Callable[[Mapping[str, Any], int], dict],
+              make_protocol: Callable[..., dict], summarise: Callable[[Mapping[str, Any]], dict],
+              setup: Callable[[argparse.Namespace, dict], Mapping[str, Any]] | None = None) -> dict:
+    """The shared driver of the seeded image studies: budget, cache, seeds, protocol, summary.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed study options (``seed``, ``seeds``, ``device``, ``out``, ``dataset``, ...).
+    modes : mapping
+        The study's budgets per mode (``seeds`` gives the default number of seeds).
+    name : str
+        The run's name (cache ``<out>/<name>_cache.json``, checkpoints under ``<out>/.runs/<name>``).
+    run_seed : callable
+        ``run_seed(ctx, seed) -> dict``, one entry of ``seeds``.
+    make_protocol : callable
+        ``make_protocol(args, mode, budget, seeds, device, ctx) -> dict``.
+    summarise : callable
+        ``summarise(results) -> dict`` from ``protocol`` and ``seeds``.
+    setup : callable, optional
+        ``setup(args, budget) -> mapping`` of extra context (e.g. the loaded task); it may
+        adjust ``budget`` in place.
+
+    Returns
+    -------
+    dict
+        ``protocol``, ``seeds``, ``summary``, ``runtime_seconds``.
+    """
+    mode = study_mode(args)
+    budget = budget_of(modes, mode, args)
+    n_seeds = args.seeds if getattr(args, "seeds", None) else budget["seeds"]
+    device = resolve_device(getattr(args, "device", "auto"))
+    out = Path(args.out)
+    ctx = {"args": args, "budget": budget, "device": device, "out": out, "name": name,
+           "cache": ResultCache(out / f"{name}_cache.json"), "eps_cfg": EPS[args.dataset]}
+    if setup is not None:
+        ctx.update(setup(args, budget))
+    seeds = [args.seed + k for k in range(n_seeds)]
+    protocol = make_protocol(args, mode, budget, seeds, device, ctx)
+    t0 = time.perf_counter()
+    entries = [run_seed(ctx, s) for s in progress(seeds, desc="seeds", quiet=args.quiet)]
+    res = {"protocol": protocol, "seeds": entries}
+    res["summary"] = summarise(res)
+    res["runtime_seconds"] = time.perf_counter() - t0
+    return res
+
+
 def train_networks(init: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, budget: Mapping,
                    seed: int, run_dir: Path, device, losses: Sequence[str] = LOSSES,
                    quiet: bool = True) -> dict[str, DeepTrainResult]:
@@ -102,7 +151,8 @@ def train_networks(init: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, budg
     x, y : torch.Tensor
         Training images and labels in {-1, +1}.
     budget : mapping
-        ``lr``, ``epochs``, ``batch_size``, ``spectrum_samples``.
+        ``lr``, ``epochs``, ``batch_size``, ``spectrum_samples`` and optionally
+        ``offset_rule`` (default ``"midpoint"``; see :class:`lowrank.train.DeepTrainConfig`).
     seed : int
         Seed of the batch sampling.
     run_dir : Path
@@ -129,7 +179,8 @@ def train_networks(init: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, budg
     for loss in losses:
         cfg = DeepTrainConfig(loss=loss, optimizer="adam", lr=budget["lr"],
                               epochs=budget["epochs"], batch_size=budget["batch_size"],
-                              seed=seed, spectrum_samples=budget["spectrum_samples"])
+                              seed=seed, spectrum_samples=budget["spectrum_samples"],
+                              offset_rule=budget.get("offset_rule", "midpoint"))
         out[loss] = train_deep(copy.deepcopy(init), x, y, cfg, checkpoint=Path(run_dir) / f"{loss}.pt",
                                resume=True, quiet=quiet, desc=f"train {loss}", device=device)
     return out

@@ -22,7 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_int, check_matrix, check_real, check_vector, signed_labels
+from .._validation import (
+    check_int,
+    check_matrix,
+    check_real,
+    check_same_length,
+    check_vector,
+    class_labels,
+    signed_labels,
+)
 from ..analysis.features import spectrum_summary
 from ..analysis.margins import cosine, geometric_margin, subspace_split
 from ..theory.svm import (
@@ -33,7 +41,7 @@ from ..theory.svm import (
 )
 from ..train.linear import fit_linear, log_spaced_steps
 
-__all__ = ["extract_features", "separable_subset", "feature_predictions", "HeadNet",
+__all__ = ["extract_features", "separable_subset", "feature_geometry", "feature_predictions", "HeadNet",
            "head_on_backbone", "retrain_head", "offset_directions", "shift_features",
            "offset_grid", "predicted_ratio"]
 
@@ -87,28 +95,41 @@ def separable_subset(F, y, scores) -> dict[str, Any]:
     F : array-like, shape (n, k)
         Features.
     y : array-like, shape (n,)
-        Labels in {-1, +1}.
-    scores : array-like, shape (n,)
-        The network's scores.
+        Labels in {-1, +1} for one score per point; classes 0..C-1 for class scores.
+    scores : array-like, shape (n,) or (n, C)
+        The network's scores: one per point (correct when ``y * s > 0``) or C class scores
+        (correct when the score of class ``y`` is strictly the highest).
 
     Returns
     -------
     dict
         ``indices`` (kept), ``n_total``, ``n_kept``, ``n_misclassified`` (score of the wrong
-        sign or zero), ``all_zero_rows`` (count over all points), ``all_zero_rows_kept``.
+        sign or zero; another class scoring at least as high), ``all_zero_rows`` (count over
+        all points), ``all_zero_rows_kept``.
 
     Examples
     --------
     >>> r = separable_subset([[1.0], [0.0], [2.0]], [1, -1, -1], [0.5, -1.0, 0.3])
     >>> r["indices"].tolist(), r["n_misclassified"], r["all_zero_rows"], r["all_zero_rows_kept"]
     ([0, 1], 1, 1, 1)
+    >>> separable_subset([[1.0], [2.0]], [0, 2], [[1.0, 0.0, 0.0], [3.0, 0.0, 1.0]])["indices"].tolist()
+    [0]
     """
     F = check_matrix(F, "F", dtype=torch.float64, detach=True).cpu()
-    ys = signed_labels(y, "y", dtype=torch.float64).cpu()
-    s = check_vector(scores, "scores", dtype=torch.float64, detach=True).cpu()
-    ok = ys * s > 0
+    S = torch.as_tensor(scores).detach().to(torch.float64).cpu()
+    if S.ndim == 2 and S.shape[1] >= 2:
+        S = check_matrix(S, "scores")
+        labels = class_labels(y, "y", n_classes=S.shape[1], require_all=False).cpu()
+        check_same_length(S, labels, "scores", "y")
+        own = S.gather(1, labels[:, None])[:, 0]
+        other = S.scatter(1, labels[:, None], float("-inf")).max(dim=1).values
+        ok = own > other  # strictly: a tie is on the boundary, as a zero binary score
+    else:
+        ys = signed_labels(y, "y", dtype=torch.float64).cpu()
+        ok = ys * check_vector(S, "scores", dtype=torch.float64) > 0
+    check_same_length(F, ok, "F", "scores")
     zero = (F == 0).all(dim=1)
-    return {"indices": torch.nonzero(ok).flatten(), "n_total": int(len(ys)),
+    return {"indices": torch.nonzero(ok).flatten(), "n_total": int(len(ok)),
             "n_kept": int(ok.sum()), "n_misclassified": int((~ok).sum()),
             "all_zero_rows": int(zero.sum()), "all_zero_rows_kept": int((zero & ok).sum())}
 
@@ -136,6 +157,43 @@ def predicted_ratio(F, y) -> float:
     5.0
     """
     return cross_entropy_limit(F, y).margin / max_margin_separator(F, y).margin
+
+
+def feature_geometry(F, rank_tol: float = 1e-9) -> tuple[dict[str, Any], torch.Tensor]:
+    """Where a feature set lies: its spectrum, span and offset from the origin.
+
+    Parameters
+    ----------
+    F : array-like, shape (n, k)
+    rank_tol : float
+        Relative singular-value cut-off of the centred features' span.
+
+    Returns
+    -------
+    (dict, torch.Tensor)
+        ``n_points``, ``effective_rank``, ``span_rank``, ``offset_norm`` (norm of the
+        feature mean), ``offset_in_spreads`` (that over the RMS distance from the mean);
+        and an orthonormal basis (k, span_rank) of the centred features' span (one zero
+        column when the span is {0}).
+
+    Examples
+    --------
+    >>> g, basis = feature_geometry([[3.0, 1.0], [5.0, 1.0]])
+    >>> g["span_rank"], g["offset_norm"] ** 2, g["offset_in_spreads"] ** 2, tuple(basis.shape)
+    (1, 17.0, 17.0, (2, 1))
+    """
+    F = check_matrix(F, "F", dtype=torch.float64, detach=True).cpu()
+    mean = F.mean(dim=0)
+    C = F - mean
+    spread = float(torch.sqrt((C ** 2).sum(dim=1).mean()))
+    spec = spectrum_summary(F, center=True)
+    s = torch.tensor(spec["singular_values"], dtype=torch.float64)
+    rank = int((s > rank_tol * s.max()).sum()) if s.numel() and s.max() > 0 else 0
+    _, _, vt = torch.linalg.svd(C, full_matrices=False)
+    basis = vt[:rank].T if rank else torch.zeros(F.shape[1], 1, dtype=torch.float64)
+    return ({"n_points": int(F.shape[0]), "effective_rank": spec["effective_rank"],
+             "span_rank": rank, "offset_norm": float(mean.norm()),
+             "offset_in_spreads": float(mean.norm()) / spread if spread > 0 else math.inf}, basis)
 
 
 def feature_predictions(F, y, rank_tol: float = 1e-9) -> dict[str, Any]:
@@ -170,15 +228,7 @@ def feature_predictions(F, y, rank_tol: float = 1e-9) -> dict[str, Any]:
     """
     F = check_matrix(F, "F", dtype=torch.float64, detach=True).cpu()
     ys = signed_labels(y, "y", dtype=torch.float64).cpu()
-    mean = F.mean(dim=0)
-    C = F - mean
-    spread = float(torch.sqrt((C ** 2).sum(dim=1).mean()))
-    spec = spectrum_summary(F, center=True)
-    s = torch.tensor(spec["singular_values"], dtype=torch.float64)
-    rank = int((s > rank_tol * s.max()).sum()) if s.numel() and s.max() > 0 else 0
-    out: dict[str, Any] = {"n_points": int(len(ys)), "effective_rank": spec["effective_rank"],
-                           "span_rank": rank, "offset_norm": float(mean.norm()),
-                           "offset_in_spreads": float(mean.norm()) / spread if spread > 0 else math.inf}
+    out, basis = feature_geometry(F, rank_tol)
     try:
         opt = max_margin_separator(F, ys)
         ce = cross_entropy_limit(F, ys)
@@ -187,8 +237,7 @@ def feature_predictions(F, y, rank_tol: float = 1e-9) -> dict[str, Any]:
         return out
     w_norm = float(opt.w.norm())
     delta = abs(opt.b) / w_norm / opt.margin
-    _, _, vt = torch.linalg.svd(C, full_matrices=False)
-    basis = vt[:rank].T if rank else torch.zeros(F.shape[1], 1, dtype=torch.float64)
+    rank = out["span_rank"]
     out.update({"certified": True, "optimal_margin": opt.margin, "ce_limit_margin": ce.margin,
                 "ratio_predicted": ce.margin / opt.margin,
                 "hyperplane_origin_distance": delta,
@@ -203,16 +252,19 @@ def feature_predictions(F, y, rank_tol: float = 1e-9) -> dict[str, Any]:
 class HeadNet(nn.Module):
     """A backbone's features, a fixed shift, and a linear head: ``w . (phi(x) + shift) + b``.
 
-    The shift enters the score as the constant ``w . shift``, added to the bias in float64
-    (adding a large shift to float32 features and subtracting it again through the bias
-    would cancel catastrophically); :meth:`features` returns the shifted features.
+    With a weight vector ``w`` the network returns one score per image; with a weight
+    matrix ``W`` of shape (C, k), C >= 2, and offsets ``b`` of shape (C,) it returns the C
+    class scores ``W (phi(x) + shift) + b`` (a multi-class head). The shift enters the
+    scores as the constant ``W shift``, added to the bias in float64 (adding a large shift
+    to float32 features and subtracting it again through the bias would cancel
+    catastrophically); :meth:`features` returns the shifted features.
 
     Parameters
     ----------
     body : nn.Module
         Images -> features (e.g. ``model.body`` of a :class:`lowrank.models.OneScoreNet`).
-    w : array-like, shape (k,)
-    b : float
+    w : array-like, shape (k,) or (C, k)
+    b : float or array-like, shape (C,)
     shift : array-like, shape (k,), optional
         Added to the features before the head (default zeros).
 
@@ -221,21 +273,31 @@ class HeadNet(nn.Module):
     >>> net = HeadNet(nn.Flatten(), [1.0, -1.0], 0.5, shift=[0.0, 2.0])
     >>> net(torch.tensor([[[3.0, 1.0]]])).tolist()
     [0.5]
+    >>> HeadNet(nn.Flatten(), [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [0.0, 1.0, -1.0])(
+    ...     torch.tensor([[[3.0, 1.0]]])).tolist()
+    [[3.0, 2.0, 3.0]]
     """
 
-    def __init__(self, body: nn.Module, w, b: float, shift=None) -> None:
+    def __init__(self, body: nn.Module, w, b, shift=None) -> None:
         super().__init__()
         self.body = body
         w = torch.as_tensor(np.asarray(w, dtype=np.float64))
+        if w.ndim not in (1, 2) or (w.ndim == 2 and w.shape[0] < 2):
+            raise ValueError(f"w must have shape (k,) or (C, k) with C >= 2, got {tuple(w.shape)}")
+        self.multiclass = w.ndim == 2
+        W = w.reshape(-1, w.shape[-1])
+        bias = torch.as_tensor(np.asarray(b, dtype=np.float64)).reshape(-1)
+        if bias.numel() != W.shape[0]:
+            raise ValueError(f"b must hold {W.shape[0]} offset(s), got {bias.numel()}")
         ref = next(iter(body.parameters()), None)
         dtype = ref.dtype if ref is not None else torch.float32
         device = ref.device if ref is not None else torch.device("cpu")
-        self.head = nn.Linear(w.numel(), 1).to(device=device, dtype=dtype)
-        sh = torch.zeros(w.numel(), dtype=torch.float64) if shift is None else torch.as_tensor(
+        self.head = nn.Linear(W.shape[1], W.shape[0]).to(device=device, dtype=dtype)
+        sh = torch.zeros(W.shape[1], dtype=torch.float64) if shift is None else torch.as_tensor(
             np.asarray(shift, dtype=np.float64))
         with torch.no_grad():
-            self.head.weight.copy_(w.reshape(1, -1).to(dtype))
-            self.head.bias.fill_(float(b) + float(w @ sh))
+            self.head.weight.copy_(W.to(dtype))
+            self.head.bias.copy_((bias + W @ sh).to(dtype))
         self.register_buffer("shift", sh.to(device=device, dtype=dtype))
         self.requires_grad_(False)
 
@@ -245,19 +307,20 @@ class HeadNet(nn.Module):
 
     def forward(self, x: torch.Tensor, return_features: bool = False):  # noqa: D102
         f = self.body(x)
-        s = self.head(f)[:, 0]  # the shift is folded into the bias
+        s = self.head(f)  # the shift is folded into the bias
+        s = s if self.multiclass else s[:, 0]
         return (s, f + self.shift) if return_features else s
 
 
-def head_on_backbone(model: nn.Module, w, b: float, shift=None) -> HeadNet:
+def head_on_backbone(model: nn.Module, w, b, shift=None) -> HeadNet:
     """:class:`HeadNet` on a copy of ``model.body`` (eval mode): the network with a new head.
 
     Parameters
     ----------
     model : nn.Module
         A :class:`lowrank.models.OneScoreNet`.
-    w : array-like, shape (k,)
-    b : float
+    w : array-like, shape (k,) or (C, k)
+    b : float or array-like, shape (C,)
     shift : array-like, shape (k,), optional
         Feature shift in front of the head.
 

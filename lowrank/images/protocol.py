@@ -56,7 +56,7 @@ def attack_protocol(steps: int, eps_cfg: Mapping[str, Any], n_images: Mapping[st
     --------
     >>> from lowrank.images.tasks import EPS
     >>> p = attack_protocol(50, EPS["fashion_mnist"], {"train": 8, "test": 8})
-    >>> p["steps"], p["n_images_per_split"], p["score_scale"]
+    >>> p["steps"], p["n_images_per_split"], p["score_scale"][:32]
     (50, {'train': 8, 'test': 8}, 's(x) / |s(x_clean)| (scale-free)')
     """
     pgd = PGDBisection()
@@ -66,9 +66,15 @@ def attack_protocol(steps: int, eps_cfg: Mapping[str, Any], n_images: Mapping[st
            "norms": list(norms), "steps": steps,
            "pgd_bisection": {"steps": pgd.steps, "bisection_steps": pgd.bisection_steps,
                              "start": "clean image", "step": "2.5 * eps / steps",
-                             "upper": "smallest norm found by DDN/FMN, else the whole box"},
+                             "upper": "smallest norm found by DDN/FMN, else the whole box",
+                             "multiclass_targets": "untargeted, and targeted at each of the "
+                                                   + ("other classes" if pgd.targets is None else
+                                                      f"{pgd.targets} classes with the largest "
+                                                      "clean logits")
+                                                   + " (more than two logits only)"},
            "norm_per_image": "minimum over the attacks (method records which)",
-           "score_scale": "s(x) / |s(x_clean)| (scale-free)",
+           "score_scale": "s(x) / |s(x_clean)| (scale-free); with C logits z(x) / |z_y(x_clean) - "
+                          "max_{c != y} z_c(x_clean)|",
            "refinement": "30-step bisection on the scale of each found perturbation",
            "bounds": [0.0, 1.0], "n_images_per_split": {s: int(n_images[s]) for s in n_images},
            "subsample": "uniform random without replacement, fixed by seed; the same images "

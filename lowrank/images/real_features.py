@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,10 @@ import torch
 from ..analysis.bootstrap import bootstrap_curve, bootstrap_interval, paired_differences
 from ..analysis.margins import geometric_margin
 from ..cli import study_mode
-from ..device import resolve_device
 from ..models import build_model
 from ..progress import progress
-from ..sweep import ResultCache
 from ..theory.svm import CertificationError
-from .binary import LOSSES, budget_of, prepare, run_name, train_networks, with_threads
+from .binary import LOSSES, prepare, run_name, run_seeds, train_networks, with_threads
 from .heads import (
     extract_features,
     feature_predictions,
@@ -293,25 +290,10 @@ def compute_study(args: argparse.Namespace) -> dict:
 
 
 def _compute(args: argparse.Namespace) -> dict:
-    mode = study_mode(args)
-    budget = budget_of(MODES, mode, args)
-    n_seeds = args.seeds if getattr(args, "seeds", None) else budget["seeds"]
-    device = resolve_device(getattr(args, "device", "auto"))
-    name = study_name(args)
-    out = Path(args.out)
-    ctx = {"args": args, "budget": budget, "device": device, "out": out, "name": name,
-           "cache": ResultCache(out / f"{name}_cache.json"), "eps_cfg": EPS[args.dataset]}
-    seeds = [args.seed + k for k in range(n_seeds)]
-    protocol = _protocol(args, mode, budget, seeds, device)
-    t0 = time.perf_counter()
-    entries = [run_seed(ctx, s) for s in progress(seeds, desc="seeds", quiet=args.quiet)]
-    res = {"protocol": protocol, "seeds": entries}
-    res["summary"] = summarise(res)
-    res["runtime_seconds"] = time.perf_counter() - t0
-    return res
+    return run_seeds(args, MODES, study_name(args), run_seed, _protocol, summarise)
 
 
-def _protocol(args, mode: str, budget: Mapping, seeds: Sequence[int], device) -> dict:
+def _protocol(args, mode: str, budget: Mapping, seeds: Sequence[int], device, ctx=None) -> dict:
     classes = list(args.classes) if args.classes else list(DEFAULT_CLASSES[args.dataset])
     return {
         "study": "real_features", "mode": mode, "dataset": args.dataset, "classes": classes,

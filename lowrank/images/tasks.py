@@ -1,8 +1,9 @@
-"""Two-class image tasks for the studies: loading, subsets, names and attack budgets.
+"""Image tasks for the studies: loading, subsets, names and attack budgets.
 
 What the image studies share before any training: which dataset and classes
-(:data:`DATASETS`, :data:`DEFAULT_CLASSES`), how a run is named (:func:`pair_slug`), the
-class-balanced training subset of the quick modes (:func:`balanced_subset`), the attacked
+(:data:`DATASETS`, :data:`DEFAULT_CLASSES`; :func:`load_task` for a pair,
+:func:`load_multiclass_task` for several classes), how a run is named (:func:`pair_slug`,
+:func:`classes_slug`), the class-balanced training subset (:func:`balanced_subset`), the attacked
 subsamples (:func:`subsample_indices`) and the eps grids of the attack curves
 (:data:`EPS`).
 """
@@ -20,15 +21,27 @@ import torch
 
 from .._validation import check_int
 from ..cli import data_dir_from
-from ..data import BinaryImageTask, load_cifar10_binary, load_fashion_mnist_binary
+from ..data import (
+    CIFAR10_CLASSES,
+    FASHION_MNIST_CLASSES,
+    BinaryImageTask,
+    ImageTask,
+    load_cifar10,
+    load_cifar10_binary,
+    load_fashion_mnist,
+    load_fashion_mnist_binary,
+)
 
 __all__ = ["add_image_arguments", "DATASETS", "DEFAULT_CLASSES", "EPS", "NORMS", "SPLITS",
-           "pair_slug", "load_task", "subsample_indices", "balanced_subset", "eps_grids"]
+           "pair_slug", "classes_slug", "load_task", "load_multiclass_task", "subsample_indices",
+           "balanced_subset", "eps_grids", "CLASS_NAMES"]
 
 DATASETS = ("cifar10", "fashion_mnist")
 NORMS = ("l2", "linf")
 SPLITS = ("train", "test")
 DEFAULT_CLASSES = {"cifar10": ("cat", "dog"), "fashion_mnist": ("Shirt", "T-shirt/top")}
+#: Every class of each dataset, in label order (the default of the multi-class studies).
+CLASS_NAMES = {"cifar10": CIFAR10_CLASSES, "fashion_mnist": FASHION_MNIST_CLASSES}
 
 #: eps grids (start, stop, points) of the share-vs-eps curves, the eps values reported in the
 #: summaries, and the fixed eps of the PGD cross-check; pixels in [0, 1].
@@ -71,6 +84,19 @@ def pair_slug(classes: Sequence[str]) -> str:
     'shirt_vs_t-shirt-top'
     """
     return f"{slug(str(classes[0]))}_vs_{slug(str(classes[1]))}"
+
+
+def classes_slug(dataset: str, classes: Sequence[str] | None) -> str:
+    """File-name part of a multi-class task: ``all`` for every class, else the class slugs.
+
+    Examples
+    --------
+    >>> classes_slug("fashion_mnist", None), classes_slug("fashion_mnist", ["Shirt", "Bag", "Coat"])
+    ('all', 'shirt_bag_coat')
+    """
+    if classes is None or [slug(str(c)) for c in classes] == [slug(c) for c in CLASS_NAMES[dataset]]:
+        return "all"
+    return "_".join(slug(str(c)) for c in classes)
 
 
 def eps_grids(dataset: str) -> dict[str, np.ndarray]:
@@ -134,14 +160,51 @@ def load_task(dataset: str, classes: Sequence | None, data_dir: str | os.PathLik
     >>> task.classes  # doctest: +SKIP
     ('Sneaker', 'Sandal')
     """
+    return _load(dataset, (load_cifar10_binary, load_fashion_mnist_binary),
+                 tuple(classes) if classes else DEFAULT_CLASSES.get(dataset), data_dir, checksums,
+                 download, quiet)
+
+
+def _load(dataset: str, loaders, classes, data_dir, checksums: str, download: bool, quiet: bool):
+    """Call the CIFAR-10 or Fashion-MNIST loader of ``loaders`` with the study options."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-    classes = tuple(classes) if classes else DEFAULT_CLASSES[dataset]
     sums = None if checksums == "none" else ("official" if checksums == "official"
                                              else Path(checksums))
-    loader = load_cifar10_binary if dataset == "cifar10" else load_fashion_mnist_binary
-    return loader(data_dir_from(data_dir), classes, checksums=sums, download=download,
-                  quiet=quiet)
+    loader = loaders[0] if dataset == "cifar10" else loaders[1]
+    return loader(data_dir_from(data_dir), classes, checksums=sums, download=download, quiet=quiet)
+
+
+def load_multiclass_task(dataset: str, classes: Sequence | None, data_dir: str | os.PathLike | None,
+                         checksums: str = "official", download: bool = False,
+                         quiet: bool = True) -> ImageTask:
+    """Load a multi-class task (labels 0..C-1) with the study options.
+
+    Parameters
+    ----------
+    dataset : {"cifar10", "fashion_mnist"}
+    classes : sequence of str or int, optional
+        The classes (at least two), in label order; default: all ten.
+    data_dir, checksums, download, quiet
+        As in :func:`load_task`.
+
+    Returns
+    -------
+    ImageTask
+
+    Raises
+    ------
+    ValueError
+        For an unknown dataset, no data directory, or files that fail their checksums.
+
+    Examples
+    --------
+    >>> task = load_multiclass_task("fashion_mnist", None, "/data")  # doctest: +SKIP
+    >>> len(task.classes)  # doctest: +SKIP
+    10
+    """
+    return _load(dataset, (load_cifar10, load_fashion_mnist),
+                 None if classes is None else tuple(classes), data_dir, checksums, download, quiet)
 
 
 def subsample_indices(n_total: int, n: int | None, seed: int) -> torch.Tensor:
@@ -178,16 +241,16 @@ def subsample_indices(n_total: int, n: int | None, seed: int) -> torch.Tensor:
 
 
 def balanced_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
-    """Sorted indices of at most ``n // 2`` examples of each class (all for None).
+    """Sorted indices of at most ``n // C`` examples of each of the ``C`` classes (all for None).
 
     Parameters
     ----------
     y : torch.Tensor, shape (m,)
-        Labels in {-1, +1}.
+        Labels ({-1, +1}, or classes 0..C-1).
     n : int or None
-        Subset size (half per class).
+        Subset size (``n // C`` per class, ``C`` the number of distinct labels).
     seed : int
-        Seed of :func:`subsample_indices`.
+        Seed of :func:`subsample_indices` (the same for every class).
 
     Returns
     -------
@@ -198,18 +261,21 @@ def balanced_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
     --------
     >>> balanced_subset(torch.tensor([1.0, 1, 1, -1, -1, -1]), 4, seed=0).tolist()
     [0, 2, 3, 5]
+    >>> balanced_subset(torch.tensor([0, 1, 2, 0, 1, 2, 0]), 3, seed=0).tolist()
+    [1, 2, 6]
     """
     y = y.cpu()
     if n is None or len(y) <= n:
         return torch.arange(len(y))
+    labels = torch.unique(y)
     keep = []
-    for sign in (1.0, -1.0):
-        cls_idx = torch.nonzero(y == sign).flatten()
-        keep.append(cls_idx[subsample_indices(len(cls_idx), n // 2, seed)])
+    for c in labels:
+        cls_idx = torch.nonzero(y == c).flatten()
+        keep.append(cls_idx[subsample_indices(len(cls_idx), n // len(labels), seed)])
     return torch.sort(torch.cat(keep)).values
 
 
-def add_image_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_image_arguments(parser: argparse.ArgumentParser, pair: bool = True) -> argparse.ArgumentParser:
     """Add the options of every image study to a study parser.
 
     ``--dataset``, ``--classes``, ``--data-dir``, ``--checksums``, ``--download``,
@@ -219,6 +285,9 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     ----------
     parser : argparse.ArgumentParser
         A study parser (e.g. :func:`lowrank.cli.study_arguments`).
+    pair : bool
+        ``--classes`` takes a pair (positive, negative); ``False``: two or more classes,
+        default all of them (the multi-class studies).
 
     Returns
     -------
@@ -235,8 +304,12 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     from ..device import add_device_argument
 
     parser.add_argument("--dataset", choices=DATASETS, default="fashion_mnist")
-    parser.add_argument("--classes", nargs=2, default=None, metavar=("POSITIVE", "NEGATIVE"),
-                        help="class names or indices (default: cat dog / Shirt T-shirt/top)")
+    if pair:
+        parser.add_argument("--classes", nargs=2, default=None, metavar=("POSITIVE", "NEGATIVE"),
+                            help="class names or indices (default: cat dog / Shirt T-shirt/top)")
+    else:
+        parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
+                            help="two or more class names or indices (default: all ten)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="dataset directory (default: $LOWRANK_DATA)")
     parser.add_argument("--checksums", default="official",

@@ -57,7 +57,7 @@ from ..distributed import DataParallelContext
 from ..io import load_torch, save_torch
 from ..losses import cross_entropy_loss, multiclass_differential_loss
 from ..progress import progress
-from .bias import midpoint_bias
+from .bias import OFFSET_RULES, fitted_offsets, midpoint_bias
 from .multiclass import multiclass_offsets
 
 __all__ = ["DeepTrainConfig", "DeepTrainResult", "train_deep", "balanced_batches",
@@ -93,6 +93,11 @@ class DeepTrainConfig:
         spectrum; 0 disables it.
     pair_loss : {"logistic", "exponential"}
         Pair loss of the differential loss.
+    offset_rule : {"midpoint", "fitted"}
+        How a differential model's bias (offsets) is set after training (and for each
+        epoch's training accuracy): the midpoint rule (:func:`lowrank.train.midpoint_bias`;
+        per class :func:`lowrank.train.multiclass_offsets`), or the offsets minimising the
+        softmax cross-entropy with the weights fixed (:func:`lowrank.train.fitted_offsets`).
     ddp : bool
         Train data-parallel over the initialised ``torch.distributed`` process group
         (``batch_size`` is then per rank; see the module notes).
@@ -124,6 +129,7 @@ class DeepTrainConfig:
     seed: int = 0
     spectrum_samples: int = 2000
     pair_loss: str = "logistic"
+    offset_rule: str = "midpoint"
     ddp: bool = False
 
     def __post_init__(self) -> None:
@@ -139,6 +145,8 @@ class DeepTrainConfig:
             raise ValueError(f"batch_size must be even and >= 2, got {self.batch_size}")
         if self.spectrum_samples < 0:
             raise ValueError(f"spectrum_samples must be >= 0, got {self.spectrum_samples}")
+        if self.offset_rule not in OFFSET_RULES:
+            raise ValueError(f"offset_rule must be one of {OFFSET_RULES}, got {self.offset_rule!r}")
 
 
 @dataclass
@@ -150,12 +158,13 @@ class DeepTrainResult:
     model : torch.nn.Module
         The trained model, in eval mode, with its final bias(es) in ``model.head.bias``.
     bias : float or list of float
-        Final bias of a one-score model (midpoint rule for the differential loss, trained
-        for cross-entropy), or the ``C`` final biases of a C-logit model (per-class offsets
-        :func:`lowrank.train.multiclass_offsets` for the differential loss, trained for
+        Final bias of a one-score model (set by ``config.offset_rule`` for the differential
+        loss, trained for cross-entropy), or the ``C`` final biases of a C-logit model
+        (per-class offsets by ``config.offset_rule`` for the differential loss, trained for
         cross-entropy).
     bias_rule : str
-        ``"midpoint"`` or ``"trained"`` (one-score); ``"offsets"`` or ``"trained"`` (C logits).
+        ``"midpoint"``, ``"fitted"`` or ``"trained"`` (one-score); ``"offsets"`` (the
+        per-class midpoint rule), ``"fitted"`` or ``"trained"`` (C logits).
     history : list of dict
         One entry per epoch: ``epoch``, ``loss``, ``train_acc``, ``effective_rank``,
         ``energy_rank``, ``singular_values``, ``seconds``.
@@ -335,6 +344,22 @@ def _same_run(saved: dict, cfg: DeepTrainConfig) -> list[str]:
     return [k for k in now if k != "epochs" and saved.get(k, default[k]) != now[k]]
 
 
+def _set_offsets(raw: torch.Tensor, ys: torch.Tensor, multiclass: bool, rule: str):
+    """A differential model's bias from its bias-free training scores, by ``rule``.
+
+    C logits: a (C,) float64 tensor (midpoint: :func:`multiclass_offsets`; fitted:
+    :func:`fitted_offsets`); one score: a float (midpoint: :func:`midpoint_bias`; fitted:
+    ``b_1 - b_0`` of :func:`fitted_offsets` on the two-class scores ``(0, s)``).
+    """
+    if multiclass:
+        return multiclass_offsets(raw, ys) if rule == "midpoint" else fitted_offsets(raw, ys)
+    if rule == "midpoint":
+        return midpoint_bias(raw, ys)
+    two = torch.stack([torch.zeros_like(raw), raw], dim=1)
+    b = fitted_offsets(two, (ys > 0).to(torch.int64))
+    return float(b[1] - b[0])
+
+
 def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConfig | None = None,
                checkpoint: str | os.PathLike | None = None, resume: bool = False,
                quiet: bool = False, desc: str | None = None,
@@ -506,15 +531,11 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
             total += loss.detach().to(torch.float64)
             count += 1
         s, feats = predict_scores(model, x, features=True)
-        if multiclass:
-            if differential:
-                raw = s - model.head.bias.detach()
-                s = raw + multiclass_offsets(raw, ys).to(raw)
-            correct = s.argmax(dim=1) == ys
-        else:
-            if differential:
-                s = s - model.head.bias.detach()[0] + midpoint_bias(s - model.head.bias.detach()[0], ys)
-            correct = (s > 0) == (ys > 0)
+        if differential:
+            raw = s - (model.head.bias.detach() if multiclass else model.head.bias.detach()[0])
+            s = raw + torch.as_tensor(_set_offsets(raw, ys, multiclass, cfg.offset_rule),
+                                      dtype=raw.dtype, device=raw.device)
+        correct = s.argmax(dim=1) == ys if multiclass else (s > 0) == (ys > 0)
         entry = {"epoch": epoch + 1, "loss": dp.mean(float(total) / count),
                  "train_acc": float(correct.to(torch.float64).mean())}
         if n_spec:
@@ -533,18 +554,19 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
     model.eval()
     b: float | list[float]
     if multiclass and differential:
-        offsets = multiclass_offsets(predict_scores(model, x) - model.head.bias.detach(), ys)
+        offsets = _set_offsets(predict_scores(model, x) - model.head.bias.detach(), ys, True,
+                               cfg.offset_rule)
         with torch.no_grad():
             model.head.bias.copy_(offsets)
-        b, rule = offsets.tolist(), "offsets"
+        b, rule = offsets.tolist(), "offsets" if cfg.offset_rule == "midpoint" else "fitted"
     elif multiclass:
         b, rule = model.head.bias.detach().tolist(), "trained"
     elif differential:
         raw = predict_scores(model, x) - model.head.bias.detach()[0]
-        b = midpoint_bias(raw, ys)
+        b = _set_offsets(raw, ys, False, cfg.offset_rule)
         with torch.no_grad():
             model.head.bias.fill_(b)
-        rule = "midpoint"
+        rule = cfg.offset_rule
     else:
         b, rule = float(model.head.bias.detach()[0]), "trained"
     return DeepTrainResult(model=model, bias=b, bias_rule=rule, history=history, resumed_from=start)
