@@ -16,7 +16,7 @@ and :mod:`lowrank.images.heads`.
 
 The results were computed by ``python studies/real_features.py --dataset fashion_mnist
 --classes Sneaker Sandal --data-dir /usr/share/datasets/fashion-mnist --out figures``
-(and ``--classes Shirt T-shirt/top``).
+(and ``--classes Shirt T-shirt/top``, ``--classes Pullover Coat``).
 """
 
 # %%
@@ -33,7 +33,8 @@ from lowrank.io import load_json
 ROOT = Path(lowrank.__file__).resolve().parents[1]  # the clone (pip install -e .)
 study = load_script(ROOT / "studies" / "real_features.py")
 RUNS = ("real_features_fashion_mnist_sneaker_vs_sandal.json",
-        "real_features_fashion_mnist_shirt_vs_t-shirt-top.json")
+        "real_features_fashion_mnist_shirt_vs_t-shirt-top.json",
+        "real_features_fashion_mnist_pullover_vs_coat.json")
 runs = {name: load_json(ROOT / "figures" / name) for name in RUNS}
 for name, results in runs.items():
     print(f"{name}: {len(results['seeds'])} seeds; mode {results['protocol']['mode']}")
