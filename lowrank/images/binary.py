@@ -119,6 +119,13 @@ def run_seeds(args: argparse.Namespace, modes: Mapping[str, Mapping[str, Any]], 
     -------
     dict
         ``protocol``, ``seeds``, ``summary``, ``runtime_seconds``.
+
+    Examples
+    --------
+    :func:`lowrank.images.real_features.compute_study` and
+    :func:`lowrank.images.multiclass.compute_study` are this with their own pieces:
+
+    >>> run_seeds(args, MODES, study_name(args), run_seed, _protocol, summarise)  # doctest: +SKIP
     """
     mode = study_mode(args)
     budget = budget_of(modes, mode, args)

@@ -84,6 +84,15 @@ HEAD_KEYS = ("margin", "ratio_to_optimal", "ratio_to_prediction", "cosine")
 def study_name(args: argparse.Namespace) -> str:
     """``image_multiclass_<dataset>_<classes>`` (``all`` for every class; plus ``_quick`` / ``_tiny``).
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``dataset``, ``classes``, ``tiny``, ``quick``.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> a = argparse.Namespace(dataset="fashion_mnist", classes=None, tiny=False, quick=True)
@@ -385,6 +394,16 @@ def summarise(results: Mapping[str, Any]) -> dict:
 def curve_rows(results: Mapping[str, Any]) -> list[dict]:
     """CSV rows: one per seed, source (network or retrained head), loss, split, norm and eps.
 
+    Parameters
+    ----------
+    results : mapping
+        Holds ``seeds``.
+
+    Returns
+    -------
+    list of dict
+        ``seed``, ``source``, ``loss``, ``split``, ``norm``, ``eps``, ``share_adversarial``.
+
     Examples
     --------
     >>> rec = {"test": {"l2": {"eps": [0.0, 1.0], "share": [0.0, 0.5]}}}
@@ -406,6 +425,15 @@ def curve_rows(results: Mapping[str, Any]) -> list[dict]:
 
 def report_lines(results: Mapping[str, Any]) -> list[str]:
     """Headline numbers with 95% intervals.
+
+    Parameters
+    ----------
+    results : mapping
+        Results with their ``summary``.
+
+    Returns
+    -------
+    list of str
 
     Examples
     --------

@@ -89,6 +89,16 @@ def pair_slug(classes: Sequence[str]) -> str:
 def classes_slug(dataset: str, classes: Sequence[str] | None) -> str:
     """File-name part of a multi-class task: ``all`` for every class, else the class slugs.
 
+    Parameters
+    ----------
+    dataset : {"cifar10", "fashion_mnist"}
+    classes : sequence of str, optional
+        The classes, in label order (None: all).
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> classes_slug("fashion_mnist", None), classes_slug("fashion_mnist", ["Shirt", "Bag", "Coat"])
