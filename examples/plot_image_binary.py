@@ -20,7 +20,7 @@ penultimate features. The protocol, in full, is on the :doc:`image study
 (:func:`lowrank.attacks.pgd_success`); feature spectra by
 :func:`lowrank.analysis.feature_spectrum`.
 
-Every committed run of ``studies/image_binary.py`` (``figures/image_*.json``) is shown
+Every committed run of ``studies/image_binary.py`` (``figures/image_<dataset>_<pair>.json``) is shown
 below with the command that produced it; nothing is retrained here.
 """
 

@@ -350,7 +350,7 @@ def test_gallery_image_example_prints_the_committed_numbers(tmp_path, monkeypatc
     from lowrank.io import load_json
 
     out, namespace = _run_example("plot_image_binary", tmp_path, monkeypatch, capsys)
-    runs = sorted(FIGURES.glob("image_*.json"))
+    runs = sorted(FIGURES.glob("image_*_vs_*.json"))  # the binary runs (not image_multiclass_*)
     drawn = sorted(f.name for f in tmp_path.rglob("*.png"))
     assert drawn == sorted(f"{p.stem}{s}.png" for p in runs for s in ("", "_spectrum"))
     assert _drawn(namespace, tmp_path)

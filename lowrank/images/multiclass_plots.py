@@ -31,7 +31,8 @@ def _interval(ax, x, stat, color, marker, label=None):
 
 def plot_image_multiclass(results: Mapping[str, Any], out: str | Path, name: str) -> list[Path]:
     """Four panels: (a) margin ratios to the optimal multi-class margin, predicted and measured,
-    with 95% intervals; (b) retrained heads over normalized-GD steps against their predictions;
+    with 95% intervals; (b) retrained heads' signed margins over normalized-GD steps against
+    their predicted limits;
     (c), (d) share of test images with an adversarial example vs eps (L2, L-infinity), 95%
     bootstrap bands, for both networks and both retrained heads.
 
@@ -66,10 +67,14 @@ def plot_image_multiclass(results: Mapping[str, Any], out: str | Path, name: str
     for j, loss in enumerate(("cross_entropy", "differential")):
         ticks.append(f"retrained {loss.replace('_', '-')} head")
         _interval(ax, len(_RATIOS) + j, s["heads"][loss]["ratio_to_optimal"], LOSS_COLORS[loss], "s")
+        n_sep, n_all = s["heads"][loss]["n_separated"], s["heads"]["n_seeds"]
+        if n_sep < n_all:
+            ax.annotate(f"no margin on\n{n_all - n_sep}/{n_all} seeds", (len(_RATIOS) + j, 0.02),
+                        ha="center", fontsize=7, color=LOSS_COLORS[loss])
     ax.axhline(1.0, color="0.5", lw=0.8)
     ax.set_xticks(range(len(ticks)), ticks, rotation=20, ha="right", fontsize=7)
     ax.set(ylabel="margin / optimal margin", title="(a) feature space, 95% intervals over seeds")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="center right")
 
     ax = axes[0, 1]
     seeds = [e for e in results["seeds"] if e["heads"]]
@@ -80,19 +85,23 @@ def plot_image_multiclass(results: Mapping[str, Any], out: str | Path, name: str
         steps = np.asarray(runs[0]["history"]["step"], dtype=float)
         n = min(len(r["history"]["margin"]) for r in runs)
         opt = [e["feature_space"]["cross_entropy"]["optimal_margin"] for e in seeds]
-        rel = [np.asarray([m if m is not None and m > 0 else np.nan
-                           for m in r["history"]["margin"][:n]], float) / o
+        # signed margins: below 0 the head misclassifies some of its training features
+        rel = [np.asarray([np.nan if m is None else m for m in r["history"]["margin"][:n]], float) / o
                for r, o in zip(runs, opt, strict=True)]
+        n_sep = sum(bool(r["separated"]) for r in runs)
         _band(ax, np.maximum(steps[:n], 0.5), rel, LOSS_COLORS[loss],
-              f"{loss.replace('_', '-')} head")
-        ax.axhline(np.mean([r["predicted_margin"] / o for r, o in zip(runs, opt, strict=True)]),
-                   color=LOSS_COLORS[loss], ls="--", lw=1)
+              f"{loss.replace('_', '-')} head ({n_sep}/{len(runs)} separate)")
+        preds = [r["predicted_margin"] / o for r, o in zip(runs, opt, strict=True)
+                 if r["prediction"] != "optimal" or loss == "cross_entropy"]
+        if preds:  # the differential head's own limit exists only where one-vs-rest separates
+            ax.axhline(np.mean(preds), color=LOSS_COLORS[loss], ls="--", lw=1)
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_ylim(-2.0, 1.1)  # the early, large negative margins are cut off
     ax.set(xscale="log", xlabel="normalized GD step (0 drawn at 0.5)",
-           ylabel="margin / optimal margin",
+           ylabel="signed margin / optimal margin",
            title="(b) heads on the CE network's features (band: min-max)")
-    ax.set_ylim(bottom=max(ax.get_ylim()[0], -0.5))
     if seeds:
-        ax.legend(title="dashed: predictions", fontsize=7, loc="lower right")
+        ax.legend(title="dashed: predicted limits", fontsize=7, loc="lower left")
 
     for ax, norm, letter in ((axes[1, 0], "l2", "c"), (axes[1, 1], "linf", "d")):
         for source, style in (("networks", ":"), ("heads", "-")):
