@@ -219,7 +219,12 @@ def test_bad_classes_are_a_clear_command_line_error(tmp_path, capsys):
     mod = _study()
     with pytest.raises(SystemExit) as exc:
         run_cli(mod.main, ["--data-dir", str(tmp_path / "fm"), "--checksums",
-                           str(tmp_path / "sums.json"), "--classes", "Bag", "Hat", "--tiny",
+                           str(tmp_path / "sums.json"), "--classes", "Bag", "Hat", "Coat", "--tiny",
                            "--out", str(tmp_path / "out")])
     assert exc.value.code == 2
     assert "unknown Fashion-MNIST class 'Hat'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        run_cli(mod.main, ["--data-dir", str(tmp_path / "fm"), "--checksums",
+                           str(tmp_path / "sums.json"), "--classes", "Bag", "Coat", "--tiny",
+                           "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2 and "at least three classes" in capsys.readouterr().err

@@ -280,6 +280,9 @@ def _compute(args: argparse.Namespace) -> dict:
 
 def _setup(args: argparse.Namespace, budget: dict) -> dict:
     """Load the task once for all seeds; at least one image of each class per batch."""
+    if args.classes is not None and len(args.classes) < 3:
+        raise ValueError(f"--classes: the multi-class study needs at least three classes, got "
+                         f"{list(args.classes)}; for two classes use studies/real_features.py")
     task = load_multiclass_task(args.dataset, args.classes, args.data_dir, args.checksums,
                                 args.download, args.quiet)
     if budget["batch_size"] < len(task.classes):
