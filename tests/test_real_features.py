@@ -252,3 +252,35 @@ def test_tiny_study_runs_on_the_cifar_format(tmp_path):
     e = res["seeds"][0]
     assert e["feature_space"]["separability"]["n_total"] == 40
     assert set(e["end_to_end"]["input_space"]) == {"cross_entropy", "differential"}
+
+
+def test_raising_a_head_budget_reruns_only_that_head_and_its_attacks(tmp_path, monkeypatch):
+    import copy
+
+    from lowrank.images import real_features as rf
+
+    manifest = write_tiny_fashion(tmp_path / "fm", n_train=400, n_test=40)
+    (tmp_path / "sums.json").write_text(json.dumps(manifest))
+    argv = ["--data-dir", str(tmp_path / "fm"), "--checksums", str(tmp_path / "sums.json"),
+            "--classes", "Trouser", "Bag", "--tiny", "--quiet", "--out", str(tmp_path / "out"),
+            "--threads", "1"]
+    cache = tmp_path / "out" / "real_features_fashion_mnist_trouser_vs_bag_tiny_cache.json"
+    first = _study().main(argv)
+    before = set(json.loads(cache.read_text()))
+    tiny = copy.deepcopy(rf.MODES["tiny"])
+    tiny["steps"]["normalized"]["differential"] += 50
+    monkeypatch.setitem(rf.MODES, "tiny", tiny)
+    second = _study().main(argv)
+    added = [json.loads(k) for k in set(json.loads(cache.read_text())) - before]
+    if not first["seeds"][0]["feature_space"].get("certified"):
+        pytest.skip("the tiny run has no certified predictions, hence no heads")
+    # the new head, and the attacks on it (2 splits x 2 norms); nothing else is recomputed
+    assert sorted((k["what"], k.get("schedule"), k.get("head")) for k in added) == sorted(
+        [("head", "normalized", "differential")] + [("min_norm", None, "differential")] * 4)
+    assert all(k.get("head_steps", k.get("steps")) == tiny["steps"]["normalized"]["differential"]
+               for k in added)
+    a, b = first["seeds"][0], second["seeds"][0]
+    assert b["end_to_end"]["feature_space"]["differential"] == a["end_to_end"]["feature_space"][
+        "differential"]
+    assert b["feature_space"]["optimal_margin"] == a["feature_space"]["optimal_margin"]
+    assert b["feature_space"]["ce_head_margin"] == a["feature_space"]["ce_head_margin"]

@@ -165,8 +165,10 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
     nets = train_networks(init, x_tr, y_tr, budget, seed,
                           Path(ctx["out"]) / ".runs" / ctx["name"] / f"seed{seed}", device,
                           quiet=args.quiet)
+    # the head step budget keys only the heads and the attacks on them (raising it reruns those)
     key = {"seed": seed, "dataset": args.dataset, "classes": list(task.classes),
-           "n_train": int(len(x_tr)), "budget": {k: v for k, v in budget.items() if k != "n_boot"}}
+           "n_train": int(len(x_tr)),
+           "budget": {k: v for k, v in budget.items() if k not in ("n_boot", "head_steps")}}
 
     def attack(model, what: Mapping) -> dict:
         return robustness(model, splits, att_idx, ctx["eps_cfg"], budget["attack_steps"],
@@ -202,7 +204,8 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
             for head_loss, h in entry["heads"].items():
                 entry["input_space"]["heads"][head_loss] = attack(
                     head_on_backbone(model, h["W"], h["b_on_backbone"]),
-                    {"net": loss, "head": head_loss, "offsets": h.get("offset_rule", "trained")})
+                    {"net": loss, "head": head_loss, "offsets": h.get("offset_rule", "trained"),
+                     "head_steps": h["steps"]})
         entry["input_space"]["networks"][loss] = attack(model, {"net": loss})
     return entry
 

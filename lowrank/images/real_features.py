@@ -78,6 +78,9 @@ MODES = {
              "n_offsets": 3, "sweep_norms": ["l2"], "sweep_splits": ["test"], "n_boot": 200},
 }
 
+#: Budget entries that only the retrained heads (and the attacks on them) depend on.
+HEAD_BUDGETS = ("steps", "sweep_steps")
+
 #: Feature-space scalars of each seed that the summary gives with intervals.
 FEATURE_KEYS = ("optimal_margin", "ce_limit_margin", "ratio_predicted", "ce_head_margin",
                 "differential_head_margin", "network_head_margin", "effective_rank",
@@ -178,8 +181,11 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
                        feature_dim=budget["feature_dim"], device=device)
     nets = train_networks(init, x_tr, y_tr, budget, seed, Path(ctx["out"]) / ".runs" / ctx["name"]
                           / f"seed{seed}", device, quiet=args.quiet)
+    # the head step budgets key only the pieces they change (the heads and the attacks on
+    # them), so raising them reruns those pieces alone
     key = {"seed": seed, "dataset": args.dataset, "classes": list(prep["task"].classes),
-           "n_train": int(len(x_tr)), "budget": {k: v for k, v in budget.items() if k != "n_boot"}}
+           "n_train": int(len(x_tr)),
+           "budget": {k: v for k, v in budget.items() if k not in ("n_boot", *HEAD_BUDGETS)}}
     eps_cfg = ctx["eps_cfg"]
 
     def attack(model, what: Mapping, norms=NORMS, split_names=SPLITS) -> dict:
@@ -211,7 +217,8 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
         for loss in LOSSES:
             h = heads[f"normalized_{loss}"]
             entry["input_space"][loss] = attack(head_on_backbone(model, h["w"], h["b"]),
-                                                {"net": "cross_entropy", "head": loss})
+                                                {"net": "cross_entropy", "head": loss,
+                                                 "head_steps": h["steps"]})
         entry["offset_sweep"] = _offset_sweep(fs, pred, budget, seed, cache, key, model, attack,
                                               args.quiet)
     # arm C: the network trained end to end with the differential loss
@@ -256,7 +263,8 @@ def _offset_sweep(fs, pred, budget, seed, cache, key, model, attack, quiet: bool
                     loss: attack(head_on_backbone(model, heads[f"normalized_{loss}"]["w"],
                                                   heads[f"normalized_{loss}"]["b"],
                                                   shift=(c * u).tolist()),
-                                 {"net": "cross_entropy", "head": loss, "u": u_name, "c": c},
+                                 {"net": "cross_entropy", "head": loss, "u": u_name, "c": c,
+                                  "head_steps": heads[f"normalized_{loss}"]["steps"]},
                                  norms=budget["sweep_norms"], split_names=budget["sweep_splits"])
                     for loss in LOSSES}
             points.append(point)
