@@ -305,3 +305,51 @@ def test_multiclass_train_deep_on_device(device, loss):
     torch.testing.assert_close(predict_scores(res.model, x.to(device)).cpu(),
                                predict_scores(ref.model, x), rtol=1e-3, atol=1e-4)
     assert res.bias == pytest.approx(ref.bias, rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.parametrize("pair_loss", ["logistic", "exponential"])
+def test_blocked_differential_loss_is_the_public_loss_bit_for_bit(pair_loss):
+    from lowrank.losses import differential_loss
+    from lowrank.train import blocked_differential_loss
+
+    g = torch.Generator().manual_seed(3)
+    S = torch.randn(12, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.arange(4).repeat_interleave(3)  # class blocks of 3 rows, as the sampler lays them out
+    a = blocked_differential_loss(S, 4, pair_loss)
+    b = multiclass_differential_loss(S, y, pair_loss=pair_loss)
+    assert a.item() == b.item()
+    ga, = torch.autograd.grad(a, S)
+    gb, = torch.autograd.grad(b, S)
+    assert torch.equal(ga, gb)
+    s = torch.randn(10, generator=g, dtype=torch.float64)
+    assert blocked_differential_loss(s, 2, pair_loss).item() == differential_loss(
+        s, [1] * 5 + [-1] * 5, pair_loss=pair_loss).item()
+    with pytest.raises(ValueError, match="equal class blocks"):
+        blocked_differential_loss(S[:11], 4)
+    with pytest.raises(ValueError, match="equal class blocks"):
+        blocked_differential_loss(s, 5)
+
+
+def test_a_diverging_run_stops_with_a_clear_error():
+    class NaNBody(nn.Module):
+        def forward(self, x):
+            return x.flatten(1) * float("nan")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.head = NaNBody(), nn.Linear(4, 3)
+
+        def forward(self, x, return_features=False):
+            f = self.body(x)
+            return (self.head(f), f) if return_features else self.head(f)
+
+    x = torch.rand(12, 1, 2, 2)
+    y = torch.arange(12) % 3
+    with pytest.raises(FloatingPointError, match="not finite in epoch 1"):
+        train_deep(Net(), x, y, DeepTrainConfig(loss="cross_entropy", epochs=2, batch_size=6,
+                                               spectrum_samples=0), quiet=True)
+    # the pair kernel checks its scores itself on the CPU (on a GPU: a NaN loss, caught per epoch)
+    with pytest.raises((ValueError, FloatingPointError), match="finite"):
+        train_deep(Net(), x, y, DeepTrainConfig(loss="differential", epochs=2, batch_size=6,
+                                               spectrum_samples=0), quiet=True)

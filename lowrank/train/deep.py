@@ -21,7 +21,13 @@ C-class model (labels in {0, ..., C-1}, prediction ``argmax``).
   :func:`lowrank.losses.multiclass_differential_loss` over all pairs of the batch.
   The head's biases (per-class offsets) cancel in that loss, so they are left out of
   the optimiser and set at the end to :func:`lowrank.train.multiclass_offsets` of
-  the training-set logits without them.
+  the training-set logits without them (or, with ``offset_rule="fitted"``, by
+  :func:`lowrank.train.fitted_offsets`; likewise for the one-score bias).
+* In a single process the differential loss of a batch is computed from its class
+  blocks (:func:`blocked_differential_loss`: the same value bit for bit, without label
+  checks or boolean masks), so a step has no host synchronisation; the loss is summed
+  on the device and checked once per epoch (a non-finite loss stops the run with a
+  ``FloatingPointError``).
 * After each epoch the trainer records the loss, the training accuracy (for the
   differential model with the midpoint bias, or the offsets, of that epoch) and the spectrum and
   effective rank of the penultimate features of (a fixed subset of) the training
@@ -61,7 +67,7 @@ from .bias import OFFSET_RULES, fitted_offsets, midpoint_bias
 from .multiclass import multiclass_offsets
 
 __all__ = ["DeepTrainConfig", "DeepTrainResult", "train_deep", "balanced_batches",
-           "class_balanced_batches", "DEEP_LOSSES", "predict_scores"]
+           "class_balanced_batches", "blocked_differential_loss", "DEEP_LOSSES", "predict_scores"]
 
 DEEP_LOSSES = ("cross_entropy", "differential")
 _OPTIMIZERS = ("adam", "sgd")
@@ -284,6 +290,71 @@ def balanced_batches(pos_idx: torch.Tensor, neg_idx: torch.Tensor, batch_size: i
     (4, [2, 2, 2, 2])
     """
     return class_balanced_batches([pos_idx, neg_idx], batch_size, generator)
+
+
+def blocked_differential_loss(scores: torch.Tensor, n_classes: int,
+                              pair_loss: str = "logistic") -> torch.Tensor:
+    """The mean differential loss of a class-balanced batch laid out in class blocks.
+
+    The batches of :func:`class_balanced_batches` hold ``per = n // C`` examples of each
+    class, class ``c`` in rows ``c * per`` to ``(c + 1) * per - 1``. The positives and
+    negatives are then slices, not boolean masks over labels, so no label check and no
+    host synchronisation is needed: the training loop's hot path on a GPU. The value is
+    bit for bit that of :func:`lowrank.losses.differential_loss` (one score, ``C = 2``:
+    rows of block 0 are the positives) or :func:`lowrank.losses.multiclass_differential_loss`
+    (C logits) on the same batch and labels.
+
+    Parameters
+    ----------
+    scores : torch.Tensor, shape (C * per,) or (C * per, C)
+        One score per example (``C = 2``) or C class scores.
+    n_classes : int
+        ``C``.
+    pair_loss : {"logistic", "exponential"}
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar, differentiable in ``scores``.
+
+    Raises
+    ------
+    ValueError
+        If the batch is not ``C`` equal blocks, or one score per example is given with
+        ``C != 2``.
+
+    Examples
+    --------
+    >>> from lowrank.losses import differential_loss
+    >>> s = torch.tensor([2.0, 1.0, 0.5, -1.0], dtype=torch.float64)
+    >>> bool(blocked_differential_loss(s, 2) == differential_loss(s, [1, 1, -1, -1]))
+    True
+    """
+    from ..kernels import pairwise_logistic
+    from ..losses import PAIR_LOSSES, _pairwise_exponential
+
+    if pair_loss not in PAIR_LOSSES:
+        raise ValueError(f"pair_loss must be one of {PAIR_LOSSES}, got {pair_loss!r}")
+    n = scores.shape[0]
+    per = n // n_classes
+    if n_classes < 2 or per < 1 or per * n_classes != n or (scores.ndim == 1 and n_classes != 2):
+        raise ValueError(f"scores must hold {n_classes} equal class blocks (one score per example "
+                         f"only for 2 classes), got shape {tuple(scores.shape)}")
+
+    def pairs(pos: torch.Tensor, neg: torch.Tensor, reduction: str) -> torch.Tensor:
+        if pair_loss == "exponential":
+            return _pairwise_exponential(pos, neg, reduction)
+        return pairwise_logistic(pos, neg, reduction=reduction)
+
+    if scores.ndim == 1:
+        return pairs(scores[:per], scores[per:], "mean")
+    total = scores.new_zeros(())
+    for c in range(n_classes):
+        col = scores[:, c]
+        pos = col[c * per:(c + 1) * per].contiguous()
+        neg = torch.cat([col[:c * per], col[(c + 1) * per:]])
+        total = total + pairs(pos, neg, "sum")
+    return total / (n_classes * per * (n - per))
 
 
 @torch.no_grad()
@@ -517,7 +588,9 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
         for idx in class_balanced_batches(groups, cfg.batch_size * dp.world_size, gen):
             idx = dp.local_batch(idx).to(dev, non_blocking=True)
             scores = dp.module(x[idx])
-            if multiclass and differential:
+            if differential and not cfg.ddp:
+                loss = blocked_differential_loss(scores, len(groups), pair_loss=cfg.pair_loss)
+            elif multiclass and differential:
                 loss = multiclass_differential_loss(scores, ys[idx], pair_loss=cfg.pair_loss)
             elif multiclass:
                 loss = F.cross_entropy(scores, ys[idx])
@@ -530,6 +603,9 @@ def train_deep(model: torch.nn.Module, x: torch.Tensor, y, config: DeepTrainConf
             opt.step()
             total += loss.detach().to(torch.float64)
             count += 1
+        if not math.isfinite(float(total)):  # one host synchronisation per epoch
+            raise FloatingPointError(f"training diverged: the {cfg.loss} loss is not finite in epoch "
+                                     f"{epoch + 1} (NaN or inf scores); lower config.lr")
         s, feats = predict_scores(model, x, features=True)
         if differential:
             raw = s - (model.head.bias.detach() if multiclass else model.head.bias.detach()[0])
