@@ -65,8 +65,11 @@ def budget_of(modes: Mapping[str, Mapping[str, Any]], mode: str,
     return budget
 
 
-def run_name(prefix: str, args: argparse.Namespace, mode: str) -> str:
+def run_name(prefix: str, args: argparse.Namespace, mode: str, slug: str | None = None) -> str:
     """``<prefix>_<dataset>_<pair>`` (plus ``_<mode>`` outside full mode).
+
+    ``slug`` replaces the pair's part (e.g. :func:`lowrank.images.tasks.classes_slug` of a
+    multi-class run).
 
     Examples
     --------
@@ -76,8 +79,9 @@ def run_name(prefix: str, args: argparse.Namespace, mode: str) -> str:
     """
     from .tasks import DEFAULT_CLASSES
 
-    classes = tuple(args.classes) if args.classes else DEFAULT_CLASSES[args.dataset]
-    return f"{prefix}_{args.dataset}_{pair_slug(classes)}" + ("" if mode == "full" else f"_{mode}")
+    if slug is None:
+        slug = pair_slug(tuple(args.classes) if args.classes else DEFAULT_CLASSES[args.dataset])
+    return f"{prefix}_{args.dataset}_{slug}" + ("" if mode == "full" else f"_{mode}")
 
 
 def with_threads(threads: int | None, fn, *a, **kw):

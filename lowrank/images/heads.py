@@ -39,6 +39,7 @@ from ..theory.svm import (
     cross_entropy_limit,
     max_margin_separator,
 )
+from ..train.deep import predict_scores
 from ..train.linear import fit_linear, log_spaced_steps
 
 __all__ = ["extract_features", "separable_subset", "feature_geometry", "feature_predictions", "HeadNet",
@@ -72,14 +73,8 @@ def extract_features(model: nn.Module, x: torch.Tensor, batch_size: int = 1024
     >>> s.dtype, f.shape
     (torch.float64, torch.Size([5, 3]))
     """
-    was = model.training
-    model.eval()
-    try:
-        out = [model(x[i:i + batch_size], return_features=True) for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was)
-    s = torch.cat([o[0] for o in out]).double().cpu()
-    return s, torch.cat([o[1] for o in out]).double().cpu()
+    s, f = predict_scores(model, x, batch_size=batch_size, features=True)
+    return s.double().cpu(), f.double().cpu()
 
 
 def separable_subset(F, y, scores) -> dict[str, Any]:

@@ -38,11 +38,11 @@ from ..analysis.multiclass import multiclass_margin
 from ..cli import study_mode
 from ..models import build_model
 from ..train import fitted_offsets, multiclass_offsets, predict_scores
-from .binary import LOSSES, run_seeds, train_networks, with_threads
-from .heads import extract_features, head_on_backbone, separable_subset
+from .binary import LOSSES, run_name, run_seeds, train_networks, with_threads
+from .comparison import claim_verdict, compare_norms, format_interval, seed_interval
+from .heads import head_on_backbone, separable_subset
 from .multiclass_heads import multiclass_feature_predictions, retrain_multiclass_head
 from .protocol import attack_protocol, software_protocol, training_protocol
-from .real_features import _claim, _compare, _fmt, _stat
 from .robustness import cached, norms_of, robustness
 from .tasks import EPS, NORMS, SPLITS, balanced_subset, classes_slug, load_multiclass_task, subsample_indices
 
@@ -99,15 +99,12 @@ def study_name(args: argparse.Namespace) -> str:
     >>> study_name(a)
     'image_multiclass_fashion_mnist_all_quick'
     """
-    mode = study_mode(args)
-    return (f"image_multiclass_{args.dataset}_{classes_slug(args.dataset, args.classes)}"
-            + ("" if mode == "full" else f"_{mode}"))
+    return run_name("image_multiclass", args, study_mode(args), classes_slug(args.dataset, args.classes))
 
 
-def _features_of(model, x, y, head_points: int, n_classes: int, seed: int) -> dict:
-    """Features, the separability rule and the class-balanced subsample of one network."""
-    scores, F = extract_features(model, x)
-    y = y.cpu()
+def _features_of(model, scores, F, y, head_points: int, n_classes: int, seed: int) -> dict:
+    """The separability rule and the class-balanced subsample of one network's training features."""
+    scores, F, y = scores.double().cpu(), F.double().cpu(), y.cpu()
     rule = separable_subset(F, y, scores)
     kept = rule.pop("indices")
     sub = kept[balanced_subset(y[kept], n_classes * head_points, seed)]
@@ -179,7 +176,9 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
     subsets = {}
     for loss, res in nets.items():
         model = res.model.eval()
-        test_pred = predict_scores(model, x_te).argmax(dim=1)
+        train_scores, train_features = predict_scores(model, x_tr, features=True)
+        test_scores = predict_scores(model, x_te)
+        test_pred = test_scores.argmax(dim=1)
         entry["networks"][loss] = {
             "epochs": len(res.history), "bias_rule": res.bias_rule,
             "train_acc": res.history[-1]["train_acc"] if res.history else None,
@@ -187,8 +186,9 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
             "history": [{k: h[k] for k in ("epoch", "loss", "train_acc", "effective_rank") if k in h}
                         for h in res.history]}
         if loss == "differential":  # the accuracy the theory's midpoint offsets would give
-            entry["networks"][loss]["midpoint_offsets"] = _midpoint_accuracy(model, splits)
-        fs = _features_of(model, x_tr, y_tr, budget["head_points"], C, seed + 5)
+            entry["networks"][loss]["midpoint_offsets"] = _midpoint_accuracy(
+                train_scores, y_tr, test_scores, y_te, model.head.bias.detach())
+        fs = _features_of(model, train_scores, train_features, y_tr, budget["head_points"], C, seed + 5)
         subsets[loss] = fs
         if min(fs["rule"]["per_class"]) == 0:
             pred = {"certified": False, "error": "ValueError: a class has no correctly classified "
@@ -210,16 +210,13 @@ def run_seed(ctx: Mapping[str, Any], seed: int) -> dict:
     return entry
 
 
-@torch.no_grad()
-def _midpoint_accuracy(model, splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:
-    """Train and test accuracy of ``model`` with its offsets replaced by the per-class midpoints."""
-    x, y = splits["train"]
-    bias = model.head.bias.detach()
-    raw = predict_scores(model, x) - bias
-    mid = multiclass_offsets(raw, y).to(raw)
-    out = {"offsets": mid.tolist(), "train_acc": float(((raw + mid).argmax(1) == y).double().mean())}
-    xt, yt = splits["test"]
-    out["test_acc"] = float(((predict_scores(model, xt) - bias + mid).argmax(1) == yt).double().mean())
+def _midpoint_accuracy(train_scores, y_train, test_scores, y_test, bias) -> dict:
+    """Train and test accuracy with the network's offsets replaced by the per-class midpoints."""
+    raw = train_scores - bias
+    mid = multiclass_offsets(raw, y_train).to(raw)
+    out = {"offsets": mid.tolist(),
+           "train_acc": float(((raw + mid).argmax(1) == y_train).double().mean())}
+    out["test_acc"] = float(((test_scores - bias + mid).argmax(1) == y_test).double().mean())
     return out
 
 
@@ -371,11 +368,12 @@ def summarise(results: Mapping[str, Any]) -> dict:
     report = {n: proto["attack"]["eps_reported"][n] for n in NORMS}
     out: dict[str, Any] = {"n_seeds": len(seeds), "feature_space": {}, "heads": {}, "input_space": {}}
     for loss in LOSSES:
-        out["feature_space"][loss] = {k: _stat([s["feature_space"][loss].get(k) for s in seeds], n_boot)
-                                      for k in FEATURE_KEYS}
+        out["feature_space"][loss] = {
+            k: seed_interval([s["feature_space"][loss].get(k) for s in seeds], n_boot)
+            for k in FEATURE_KEYS}
     with_heads = [s for s in seeds if s["heads"]]
     for loss in LOSSES:
-        out["heads"][loss] = {k: _stat([s["heads"][loss].get(k) for s in with_heads], n_boot)
+        out["heads"][loss] = {k: seed_interval([s["heads"][loss].get(k) for s in with_heads], n_boot)
                               for k in HEAD_KEYS}
         out["heads"][loss]["n_separated"] = sum(bool(s["heads"][loss]["separated"]) for s in with_heads)
     out["heads"]["n_seeds"] = len(with_heads)
@@ -388,11 +386,11 @@ def summarise(results: Mapping[str, Any]) -> dict:
                 recs = [s["input_space"][source] for s in pool]
                 if recs and all(split in r.get(loss, {}) and norm in r[loss][split]
                                 for r in recs for loss in LOSSES):
-                    res.setdefault(split, {})[norm] = _compare(
+                    res.setdefault(split, {})[norm] = compare_norms(
                         [r["cross_entropy"][split][norm] for r in recs],
                         [r["differential"][split][norm] for r in recs], report[norm], n_boot)
         out["input_space"][source] = res
-    out["claim"] = {source: _claim(out["input_space"][source], report)
+    out["claim"] = {source: claim_verdict(out["input_space"][source], report)
                     for source in ("networks", "heads")}
     return out
 
@@ -447,27 +445,28 @@ def report_lines(results: Mapping[str, Any]) -> list[str]:
     ...     print(line)
     """
     s = results["summary"]
+    fmt = format_interval
     lines = [f"seeds: {s['n_seeds']} (retrained heads on {s['heads']['n_seeds']})"]
     lines += [f"solver (reported, not hidden): {e}" for e in s["errors"]]
     for loss in LOSSES:
         fs = s["feature_space"][loss]
-        lines.append(f"{loss} network: train acc {_fmt(fs['train_acc'])}  test acc {_fmt(fs['test_acc'])}")
-        lines.append(f"    predicted ratio CE-limit/optimal {_fmt(fs['ratio_predicted'])}  "
-                     f"OvR-limit/optimal {_fmt(fs['ratio_ovr_predicted'])}  own head/optimal "
-                     f"{_fmt(fs['network_head_ratio'])}  "
-                     f"offset/spread {_fmt(fs['offset_in_spreads'], '.3g')}")
+        lines.append(f"{loss} network: train acc {fmt(fs['train_acc'])}  test acc {fmt(fs['test_acc'])}")
+        lines.append(f"    predicted ratio CE-limit/optimal {fmt(fs['ratio_predicted'])}  "
+                     f"OvR-limit/optimal {fmt(fs['ratio_ovr_predicted'])}  own head/optimal "
+                     f"{fmt(fs['network_head_ratio'])}  "
+                     f"offset/spread {fmt(fs['offset_in_spreads'], '.3g')}")
     for loss in LOSSES:
         h = s["heads"][loss]
-        lines.append(f"retrained {loss} head: margin/prediction {_fmt(h['ratio_to_prediction'])}  "
-                     f"margin/optimal {_fmt(h['ratio_to_optimal'])}  cosine {_fmt(h['cosine'])}")
+        lines.append(f"retrained {loss} head: margin/prediction {fmt(h['ratio_to_prediction'])}  "
+                     f"margin/optimal {fmt(h['ratio_to_optimal'])}  cosine {fmt(h['cosine'])}")
     for source, arm in s["input_space"].items():
         for split, per in arm.items():
             for norm, cmp in per.items():
                 med = cmp["median_norm"]
-                lines.append(f"{source} {split} {norm}: median norm CE {_fmt(med['cross_entropy'])}"
-                             f"  diff {_fmt(med['differential'])}")
+                lines.append(f"{source} {split} {norm}: median norm CE {fmt(med['cross_entropy'])}"
+                             f"  diff {fmt(med['differential'])}")
                 for e, d in cmp["share_difference_ce_minus_differential"].items():
-                    lines.append(f"    share CE - diff at eps {e}: {_fmt(d, '+.3f')}  ({d['verdict']})")
+                    lines.append(f"    share CE - diff at eps {e}: {fmt(d, '+.3f')}  ({d['verdict']})")
     lines += [f"claim, {k}: {v['statement']}" for k, v in s["claim"].items()]
     lines.append(f"runtime {results.get('runtime_seconds', math.nan):.1f} s")
     return lines

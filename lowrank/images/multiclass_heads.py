@@ -22,20 +22,18 @@ import torch
 from .._validation import check_int, check_matrix, class_labels
 from ..analysis.multiclass import multiclass_margin
 from ..theory.multiclass import (
-    CertificationError,
     multiclass_cross_entropy_limit,
     multiclass_max_margin,
     one_vs_rest_limit,
 )
-from ..theory.svm import CertificationError as BinaryCertificationError
-from ..theory.svm import NotSeparableError
+from ..theory.svm import CertificationError, NotSeparableError
 from ..train.linear import log_spaced_steps
 from ..train.multiclass import fit_multiclass
 from .heads import feature_geometry
 
 __all__ = ["multiclass_feature_predictions", "origin_distances", "retrain_multiclass_head"]
 
-_SOLVER_ERRORS = (CertificationError, BinaryCertificationError, NotSeparableError, ValueError)
+_SOLVER_ERRORS = (CertificationError, NotSeparableError, ValueError)
 
 
 def origin_distances(W, b, margin: float) -> dict[str, float]:

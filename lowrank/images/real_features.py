@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis.bootstrap import bootstrap_curve, bootstrap_interval, paired_differences
+from ..analysis.bootstrap import bootstrap_curve
 from ..analysis.margins import geometric_margin
 from ..cli import study_mode
 from ..models import build_model
 from ..progress import progress
 from ..theory.svm import CertificationError
 from .binary import LOSSES, prepare, run_name, run_seeds, train_networks, with_threads
+from .comparison import claim_verdict, compare_norms, format_interval, seed_interval
 from .heads import (
     extract_features,
     feature_predictions,
@@ -343,29 +344,6 @@ def _protocol(args, mode: str, budget: Mapping, seeds: Sequence[int], device, ct
     }
 
 
-def _stat(values, n_boot: int, seed: int = 0) -> dict | None:
-    vals = [[float(v)] for v in values if v is not None and np.isfinite(float(v))]
-    return bootstrap_interval(vals, n_boot=n_boot, seed=seed) if vals else None
-
-
-def _compare(a_recs: Sequence[Mapping], b_recs: Sequence[Mapping], eps_list, n_boot: int) -> dict:
-    """Median norms of both and paired share differences a - b at each eps (bootstrap)."""
-    na = [norms_of(r) for r in a_recs]
-    nb = [norms_of(r) for r in b_recs]
-    out = {"median_norm": {"cross_entropy": bootstrap_interval(na, np.median, n_boot),
-                           "differential": bootstrap_interval(nb, np.median, n_boot)},
-           "share_difference_ce_minus_differential": {}}
-    for e in eps_list:
-        ia = [(x <= e).astype(float) for x in na]
-        ib = [(x <= e).astype(float) for x in nb]
-        d = bootstrap_interval(paired_differences(ia, ib), np.mean, n_boot)
-        d["verdict"] = ("differential lower (interval above 0)" if d["low"] > 0 else
-                        "differential higher (interval below 0)" if d["high"] < 0 else
-                        "no difference resolved (interval contains 0)")
-        out["share_difference_ce_minus_differential"][f"{e:.4g}"] = d
-    return out
-
-
 def summarise(results: Mapping[str, Any]) -> dict:
     """Means and 95% bootstrap intervals of every arm; paired CE - differential differences.
 
@@ -392,7 +370,7 @@ def summarise(results: Mapping[str, Any]) -> dict:
     report = {n: proto["attack"]["eps_reported"][n] for n in NORMS}
     out: dict[str, Any] = {"n_seeds": len(seeds), "feature_space": {}}
     for k in FEATURE_KEYS:
-        out["feature_space"][k] = _stat([s["feature_space"].get(k) for s in seeds], n_boot)
+        out["feature_space"][k] = seed_interval([s["feature_space"].get(k) for s in seeds], n_boot)
     certified = [s for s in seeds if "cross_entropy" in s["input_space"]]
     out["feature_space"]["n_seeds_certified"] = len(certified)
     out["feature_space"]["errors"] = [s["feature_space"]["error"] for s in seeds
@@ -416,7 +394,7 @@ def summarise(results: Mapping[str, Any]) -> dict:
                 if not recs or any(r is None or split not in r[0] or norm not in r[0][split]
                                    for r in recs):
                     continue
-                res.setdefault(split, {})[norm] = _compare(
+                res.setdefault(split, {})[norm] = compare_norms(
                     [r[0][split][norm] for r in recs], [r[1][split][norm] for r in recs],
                     report[norm], n_boot)
         return res
@@ -424,7 +402,7 @@ def summarise(results: Mapping[str, Any]) -> dict:
     out["input_space"] = arm(lambda s: (s["input_space"]["cross_entropy"],
                                         s["input_space"]["differential"]), certified)
     out["end_to_end"] = {
-        "feature_space": {loss: {k: _stat([s["end_to_end"]["feature_space"][loss].get(k)
+        "feature_space": {loss: {k: seed_interval([s["end_to_end"]["feature_space"][loss].get(k)
                                            for s in seeds], n_boot)
                                  for k in ("optimal_margin", "ce_limit_margin", "ratio_predicted",
                                            "network_head_margin", "effective_rank",
@@ -432,24 +410,10 @@ def summarise(results: Mapping[str, Any]) -> dict:
         "input_space": arm(lambda s: (s["end_to_end"]["input_space"]["cross_entropy"],
                                       s["end_to_end"]["input_space"]["differential"]), seeds)}
     out["offset_sweep"] = _sweep_summary(certified, n_boot, report)
-    out["claim"] = {name: _claim(out[name] if name != "end_to_end" else out[name]["input_space"],
+    out["claim"] = {name: claim_verdict(out[name] if name != "end_to_end" else out[name]["input_space"],
                                  report) for name in ("input_space", "end_to_end")}
     out["claim"]["offset_sweep_tracks_prediction"] = out["offset_sweep"].get("tracking")
     return out
-
-
-def _claim(arm: Mapping, report: Mapping) -> dict:
-    verdicts = {}
-    for split, per in arm.items():
-        for norm, cmp in per.items():
-            mid = f"{report[norm][len(report[norm]) // 2]:.4g}"
-            verdicts[f"{split}_{norm}_eps{mid}"] = cmp["share_difference_ce_minus_differential"][mid][
-                "verdict"]
-    holds = bool(verdicts) and all(v.startswith("differential lower") for v in verdicts.values())
-    return {"holds": holds, "per_split_norm": verdicts,
-            "statement": "the paper's claim (differential training reduces the share of images "
-                         "with an adversarial example, train and test) "
-                         + ("holds here" if holds else "is not supported here")}
 
 
 def _sweep_summary(seeds: Sequence[Mapping], n_boot: int, report: Mapping) -> dict:
@@ -464,13 +428,13 @@ def _sweep_summary(seeds: Sequence[Mapping], n_boot: int, report: Mapping) -> di
         rows = []
         for i in range(n_pts):
             pts = [r["points"][i] for r in runs]
-            row = {"c": _stat([p["c"] for p in pts], n_boot),
-                   "ratio_predicted": _stat([p.get("ratio_predicted") for p in pts], n_boot),
-                   "ratio_lower_bound": _stat([p.get("ratio_lower_bound") for p in pts], n_boot),
-                   "hyperplane_origin_distance": _stat(
+            row = {"c": seed_interval([p["c"] for p in pts], n_boot),
+                   "ratio_predicted": seed_interval([p.get("ratio_predicted") for p in pts], n_boot),
+                   "ratio_lower_bound": seed_interval([p.get("ratio_lower_bound") for p in pts], n_boot),
+                   "hyperplane_origin_distance": seed_interval(
                        [p.get("hyperplane_origin_distance") for p in pts], n_boot)}
             for loss in LOSSES:
-                row[f"{loss}_head_ratio"] = _stat(
+                row[f"{loss}_head_ratio"] = seed_interval(
                     [p.get("ce_head_margin" if loss == "cross_entropy" else
                            "differential_head_margin") / p["optimal_margin"]
                      if p.get("optimal_margin") and p.get("ce_head_margin" if loss == "cross_entropy"
@@ -489,7 +453,7 @@ def _sweep_summary(seeds: Sequence[Mapping], n_boot: int, report: Mapping) -> di
                          if good and 0 < np.median(a) < np.inf and np.isfinite(np.median(b))
                          else None for a, b, good in zip(ce, df, ok, strict=True)]
                 row["median_norm_ratio_differential_over_ce"] = {
-                    "split": split, "norm": norm, **(_stat(ratio, n_boot) or {})}
+                    "split": split, "norm": norm, **(seed_interval(ratio, n_boot) or {})}
                 pairs += [(p.get("ratio_predicted"), r) for p, r in zip(sp, ratio, strict=True)]
             rows.append(row)
         out[u_name] = rows
@@ -537,12 +501,6 @@ def curve_rows(results: Mapping[str, Any]) -> list[dict]:
     return rows
 
 
-def _fmt(st: Mapping | None, spec: str = ".4f") -> str:
-    if not st:
-        return "n/a"
-    return f"{st['estimate']:{spec}} [{st['low']:{spec}}, {st['high']:{spec}}]"
-
-
 def report_lines(results: Mapping[str, Any]) -> list[str]:
     """Headline numbers with 95% intervals, per arm.
 
@@ -561,26 +519,27 @@ def report_lines(results: Mapping[str, Any]) -> list[str]:
     ...     print(line)
     """
     s = results["summary"]
+    fmt = format_interval
     fs = s["feature_space"]
     lines = [f"seeds: {s['n_seeds']} (certified predictions: {fs['n_seeds_certified']})"]
     lines += [f"solver error (reported, not hidden): {e}" for e in fs["errors"]]
     for k in FEATURE_KEYS:
-        lines.append(f"A {k:28s} {_fmt(fs[k])}")
+        lines.append(f"A {k:28s} {fmt(fs[k])}")
     for arm_name, arm in (("A heads", s["input_space"]), ("C networks", s["end_to_end"]["input_space"])):
         for split, per in arm.items():
             for norm, cmp in per.items():
                 med = cmp["median_norm"]
-                lines.append(f"{arm_name} {split} {norm}: median norm CE {_fmt(med['cross_entropy'])}"
-                             f"  diff {_fmt(med['differential'])}")
+                lines.append(f"{arm_name} {split} {norm}: median norm CE {fmt(med['cross_entropy'])}"
+                             f"  diff {fmt(med['differential'])}")
                 for e, d in cmp["share_difference_ce_minus_differential"].items():
-                    lines.append(f"    share CE - diff at eps {e}: {_fmt(d, '+.3f')}  ({d['verdict']})")
+                    lines.append(f"    share CE - diff at eps {e}: {fmt(d, '+.3f')}  ({d['verdict']})")
     for u_name in ("optimal_normal", "feature_mean"):
         for row in s["offset_sweep"].get(u_name, []):
             nr = row.get("median_norm_ratio_differential_over_ce")
-            lines.append(f"B {u_name} c={_fmt(row['c'], '.3g')}: predicted {_fmt(row['ratio_predicted'])}"
-                         f"  CE head {_fmt(row['cross_entropy_head_ratio'])}"
-                         f"  diff head {_fmt(row['differential_head_ratio'])}"
-                         + (f"  norm ratio diff/CE {_fmt(nr, '.3f')}" if nr and "estimate" in nr else ""))
+            lines.append(f"B {u_name} c={fmt(row['c'], '.3g')}: predicted {fmt(row['ratio_predicted'])}"
+                         f"  CE head {fmt(row['cross_entropy_head_ratio'])}"
+                         f"  diff head {fmt(row['differential_head_ratio'])}"
+                         + (f"  norm ratio diff/CE {fmt(nr, '.3f')}" if nr and "estimate" in nr else ""))
     for k, v in s["claim"].items():
         if isinstance(v, dict) and "statement" in v:
             lines.append(f"claim, {k}: {v['statement']}")

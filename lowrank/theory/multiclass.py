@@ -51,7 +51,7 @@ import torch
 
 from .._validation import check_matrix, check_same_length, class_labels
 from ..analysis.multiclass import multiclass_margin
-from .svm import NotSeparableError, max_margin_separator
+from .svm import CertificationError, NotSeparableError, max_margin_separator
 
 __all__ = [
     "MulticlassCertificate",
@@ -66,10 +66,6 @@ __all__ = [
 
 #: Relative tolerance of every check of :func:`certify_multiclass`.
 CERTIFICATE_TOL = 1e-9
-
-
-class CertificationError(RuntimeError):
-    """Raised when a solution cannot be certified optimal to :data:`CERTIFICATE_TOL`."""
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,12 @@ class NotSeparableError(ValueError):
 
 
 class CertificationError(RuntimeError):
-    """Raised when no separator could be certified optimal; the message says which check failed."""
+    """Raised when no separator could be certified optimal; the message says which check failed.
+
+    The one exception of every certified solver of :mod:`lowrank.theory`, binary and
+    multi-class (:mod:`lowrank.theory.multiclass` re-exports it), so that
+    ``except lowrank.theory.CertificationError`` catches them all.
+    """
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ from ..analysis.features import spectrum_summary
 from ..device import resolve_device
 from ..distributed import DataParallelContext
 from ..io import load_torch, save_torch
-from ..losses import cross_entropy_loss, multiclass_differential_loss
+from ..kernels import pairwise_logistic
+from ..losses import PAIR_LOSSES, _pairwise_exponential, cross_entropy_loss, multiclass_differential_loss
 from ..progress import progress
 from .bias import OFFSET_RULES, fitted_offsets, midpoint_bias
 from .multiclass import multiclass_offsets
@@ -330,9 +331,6 @@ def blocked_differential_loss(scores: torch.Tensor, n_classes: int,
     >>> bool(blocked_differential_loss(s, 2) == differential_loss(s, [1, 1, -1, -1]))
     True
     """
-    from ..kernels import pairwise_logistic
-    from ..losses import PAIR_LOSSES, _pairwise_exponential
-
     if pair_loss not in PAIR_LOSSES:
         raise ValueError(f"pair_loss must be one of {PAIR_LOSSES}, got {pair_loss!r}")
     n = scores.shape[0]
