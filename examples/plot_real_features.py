@@ -9,8 +9,10 @@ predictions (:func:`lowrank.theory.max_margin_separator`,
 with each loss, then puts each head back on the backbone and measures input-space
 minimum-norm perturbations (:func:`lowrank.attacks.min_norm_attack`). Arm B shifts the
 features (``phi + c u``, u the optimal unit normal or the unit feature mean) so that the
-predicted ratio falls, and repeats the measurements per c. Arm C trains the network end to
-end with each loss. Bands and intervals: 95% bootstrap over seeds and images
+predicted ratio falls, and repeats the measurements per c: the cross-entropy head is
+retrained at every c; the differential head, whose pair loss cannot see the shift, is arm
+A's (a short retraining at the largest c measures the invariance: weights equal to 1e-12).
+Arm C trains the network end to end with each loss. Bands and intervals: 95% bootstrap over seeds and images
 (:mod:`lowrank.analysis.bootstrap`); the library code is :mod:`lowrank.images.real_features`
 and :mod:`lowrank.images.heads`.
 

@@ -5,7 +5,8 @@ seed (``<out>/.runs/real_features_<dataset>_<pair>/seed<k>/cross_entropy.pt``), 
 arm-A feature subsample exactly as the study does, and trains the differential head with
 normalized gradient descent: at step 1 on the unshifted features, on features shifted along
 the optimal normal (the arm-B grid of the committed JSON) and on features perturbed by a
-relative 1e-15; then at step 0.3 (and 0.1) for longer. Prints margin / optimal margin.
+relative 1e-15; then at step 0.3 (the study's step) and 0.1 for the full-mode budget.
+Prints margin / optimal margin.
 
 python scripts/differential_head_steps.py --classes Pullover Coat --seed 0 \
     --data-dir /usr/share/datasets/fashion-mnist --out figures
@@ -22,7 +23,7 @@ import torch
 
 from lowrank.images.binary import prepare
 from lowrank.images.heads import feature_predictions, offset_directions, retrain_head, shift_features
-from lowrank.images.real_features import MODES, _fs_of, study_name
+from lowrank.images.real_features import DIFF_STEPS_FULL, MODES, _fs_of, study_name
 from lowrank.io import load_torch
 from lowrank.models import build_model
 
@@ -33,7 +34,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--out", type=Path, default=Path("figures"))
-    p.add_argument("--long-steps", type=int, default=20000)
+    p.add_argument("--long-steps", type=int, default=DIFF_STEPS_FULL)
+    p.add_argument("--short-steps", type=int, default=1000,
+                   help="steps of the step-1 runs (the earlier sweep budget)")
     a = p.parse_args()
     torch.set_num_threads(2)
     args = argparse.Namespace(dataset="fashion_mnist", classes=a.classes, data_dir=a.data_dir,
@@ -56,7 +59,7 @@ def main() -> None:
     sweep = json.loads((a.out / f"{name}.json").read_text())
     entry = next(s for s in sweep["seeds"] if s["seed"] == a.seed)
     points = entry["offset_sweep"]["optimal_normal"]["points"]
-    steps = budget["sweep_steps"]["differential"]
+    steps = a.short_steps
     for c in (pt["c"] for pt in points):
         print(f"step 1, {steps} steps, shift c = {c:.4g}: {ratio(shift_features(fs['F'], c, u), steps):.6f}")
     g = torch.Generator().manual_seed(1)

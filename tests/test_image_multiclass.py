@@ -186,6 +186,9 @@ def test_tiny_multiclass_study_end_to_end(tmp_path):
         if seed["heads"]:
             for loss in ("cross_entropy", "differential"):
                 assert seed["input_space"]["heads"][loss]["test"]["l2"]["n_images"] == 4
+    # the certified branch above ran (the tiny features are separable for some seed and loss)
+    assert any(seed["feature_space"][loss].get("certified") for seed in saved["seeds"]
+               for loss in ("cross_entropy", "differential"))
     s = saved["summary"]
     assert s["n_seeds"] == 2
     st = s["feature_space"]["cross_entropy"]["test_acc"]

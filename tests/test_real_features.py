@@ -16,6 +16,8 @@ from lowrank.attacks import min_norm_attack
 from lowrank.data.synthetic import affine_subspace_data
 from lowrank.images.heads import (
     HeadNet,
+    differential_head_on_shift,
+    differential_shift_invariance,
     feature_predictions,
     head_on_backbone,
     offset_grid,
@@ -154,6 +156,50 @@ def test_retrained_heads_reach_their_predictions():
     assert c["history"]["step"][-1] == 20000
 
 
+def test_the_differential_head_does_not_see_a_shift_and_its_margin_follows_it():
+    X, y = _on_a_plane(seed=2)
+    opt = max_margin_separator(X, y)
+    u = opt.direction
+    base = retrain_head(X, y, "differential", "normalized", 3000, seed=0, lr=0.3)
+    assert base["margin"] == pytest.approx(opt.margin, rel=1e-3)
+    for c in (3.0, 1e3):
+        Xc = shift_features(X, c, u)
+        retrained = retrain_head(Xc, y, "differential", "normalized", 3000, seed=0, lr=0.3)
+        moved = differential_head_on_shift(base["w"], X, y, c, u)
+        # retraining on the shifted features gives the same weights (the pair loss sees only
+        # differences) and the same midpoint-bias margin as the arm-A head put on them
+        assert torch.allclose(torch.tensor(retrained["w"]), torch.tensor(base["w"]),
+                              rtol=1e-9, atol=1e-9 * max(map(abs, base["w"])))
+        assert moved["margin"] == pytest.approx(retrained["margin"], rel=1e-9)
+        assert moved["b"] == pytest.approx(retrained["b"], rel=1e-9, abs=1e-9 * c)
+        assert moved["margin"] == pytest.approx(base["margin"], rel=1e-9)
+        # while the optimal margin is unchanged, the cross-entropy limit falls
+        assert max_margin_separator(Xc, y).margin == pytest.approx(opt.margin, rel=1e-8)
+    check = differential_shift_invariance(X, y, 1e3, u, steps=500, seed=0, lr=0.3)
+    assert check["relative_w_difference"] < 1e-9 and check["steps"] == 500 and check["lr"] == 0.3
+    assert check["margins"]["shifted"] == pytest.approx(check["margins"]["unshifted"], rel=1e-9)
+    # a head that does not separate the shifted points reports it
+    bad = differential_head_on_shift([0.0, 0.0, 0.0, 1.0], X, y, 2.0, u)
+    assert bad["margin"] is None and not bad["separated"] and bad["signed_margin"] <= 0
+
+
+def test_heads_on_predictions_counts_every_arm_and_shift():
+    from lowrank.images.real_features import heads_on_predictions
+
+    fs = {"optimal_margin": 1.0, "ce_limit_margin": 0.5, "differential_head_margin": 0.9995,
+          "ce_head_margin": 0.49}
+    pts = [{"c": 1.0, "certified": True, "optimal_margin": 1.0, "ce_limit_margin": 0.4,
+            "differential_head_margin": 0.998, "ce_head_margin": 0.41},   # CE above its limit
+           {"c": 2.0, "certified": True, "optimal_margin": 1.0, "ce_limit_margin": 0.3,
+            "differential_head_margin": 1.0, "ce_head_margin": None},     # CE not separated
+           {"c": 4.0, "certified": False, "error": "CertificationError: x"}]
+    r = heads_on_predictions([{"feature_space": fs, "offset_sweep": {"u": {"points": pts}}}])
+    assert r["differential"] == {"n": 3, "n_within_tol": 2, "worst_ratio": 0.998}
+    assert r["cross_entropy"]["n"] == 3 and r["cross_entropy"]["n_at_or_below"] == 1
+    assert r["cross_entropy"]["lowest_ratio"] == pytest.approx(0.98)
+    assert r["cross_entropy"]["highest_ratio"] == pytest.approx(1.025)
+
+
 def test_head_net_shift_is_a_bias_change_and_the_attack_is_scale_free():
     torch.manual_seed(0)
     m = MLP(16, (12, 6)).eval()
@@ -220,6 +266,15 @@ def test_tiny_study_writes_the_results_schema_and_replots(tmp_path):
                 assert "c" in p and ("ratio_predicted" in p or "error" in p)
                 if "input_space" in p:
                     assert set(p["input_space"]) == {"cross_entropy", "differential"}
+                    # the differential network is arm A's at every shift
+                    assert p["input_space"]["differential"]["test"]["l2"] == \
+                        seed["input_space"]["differential"]["test"]["l2"]
+                    assert p["differential_head_margin"] == pytest.approx(
+                        fs["differential_head_margin"], rel=1e-6)
+            if "points" in sweep:
+                check = sweep["differential_shift_check"]
+                assert check["c"] == sweep["points"][-1]["c"] and check["steps"] == 50
+                assert check["relative_w_difference"] < 1e-6
     for seed in saved["seeds"]:
         assert set(seed["end_to_end"]["input_space"]) == {"cross_entropy", "differential"}
     s = saved["summary"]
@@ -227,6 +282,8 @@ def test_tiny_study_writes_the_results_schema_and_replots(tmp_path):
     st = s["feature_space"]["optimal_margin"]
     assert st["low"] <= st["estimate"] <= st["high"]
     assert "holds" in s["claim"]["input_space"] and "holds" in s["claim"]["end_to_end"]
+    hp = s["heads_on_predictions"]
+    assert hp["differential"]["n"] == hp["cross_entropy"]["n"] >= len(certified)
     assert (tmp_path / "out" / f"{name}.png").stat().st_size > 1000
     rows = (tmp_path / "out" / f"{name}.csv").read_text().splitlines()
     assert rows[0] == "seed,arm,head,split,norm,eps,share_adversarial"
@@ -272,8 +329,8 @@ def test_raising_a_head_budget_reruns_only_that_head_and_its_attacks(tmp_path, m
     monkeypatch.setitem(rf.MODES, "tiny", tiny)
     second = _study().main(argv)
     added = [json.loads(k) for k in set(json.loads(cache.read_text())) - before]
-    if not first["seeds"][0]["feature_space"].get("certified"):
-        pytest.skip("the tiny run has no certified predictions, hence no heads")
+    # the tiny run's predictions are certified (else it would have no heads to retrain)
+    assert first["seeds"][0]["feature_space"].get("certified"), first["seeds"][0]["feature_space"]
     # the new head, and the attacks on it (2 splits x 2 norms); nothing else is recomputed
     assert sorted((k["what"], k.get("schedule"), k.get("head")) for k in added) == sorted(
         [("head", "normalized", "differential")] + [("min_norm", None, "differential")] * 4)

@@ -230,3 +230,60 @@ def test_normalized_schedule_reaches_the_limits():
     assert cef.margin > 0.9 * ce.margin
     with pytest.raises(ValueError, match="schedule must be one of"):
         fit_linear(d.X, d.y, schedule="adam")
+
+
+def _wide_pairs(n=150, seed=3):
+    """150 + 150 points in R^6 (22,500 pairs): large enough for the pair screen."""
+    d = affine_subspace_data(n, dim=6, rank=3, offset=2.0, gap=0.4, center=3.0, seed=seed)
+    return d.X, d.y
+
+
+def test_pair_screen_keeps_the_gradient_to_rounding(monkeypatch):
+    from lowrank.train.linear import _PairScreen
+
+    X, y = _wide_pairs()
+    w_opt = max_margin_separator(X, y).w.numpy()
+    obj = _LinearObjective(X, y, "differential", "logistic", "mean")
+    assert obj.n_pairs >= _PairScreen.MIN_PAIRS
+    w = 2000.0 * w_opt / np.linalg.norm(w_opt)  # large margins: few pairs matter
+    full, _ = obj.log_loss_grad(w, 0.0)
+    screen = obj._screen
+    assert screen is not None and len(screen.rows) < 0.25 * obj.n_pairs
+    # inside the certificate (any move along w, a turn within the radius) the screened
+    # gradient is the full one to rounding
+    rng = np.random.default_rng(0)
+    step = rng.normal(size=w.shape)
+    u = w / np.linalg.norm(w)
+    step -= (step @ u) * u
+    near = w + 300.0 * u + 0.9 * screen.radius * step / np.linalg.norm(step)
+    assert screen.covers(near) and not screen.covers(w - 1e-6 * u)
+    screened, _ = obj.log_loss_grad(near, 0.0)
+    assert obj._screen is screen  # no full pass was needed
+    reference, _ = _LinearObjective(X, y, "differential", "logistic", "mean").log_loss_grad(near, 0.0)
+    np.testing.assert_allclose(screened, reference, rtol=1e-13, atol=1e-16 * np.abs(reference).max())
+    # outside it the next call is a full pass, which builds a new screen
+    far = w + 2.0 * screen.radius * step / np.linalg.norm(step)
+    assert not screen.covers(far)
+    again, _ = obj.log_loss_grad(far, 0.0)
+    assert obj._screen is not screen
+    np.testing.assert_allclose(again, _LinearObjective(X, y, "differential", "logistic", "mean")
+                               .log_loss_grad(far, 0.0)[0], rtol=0, atol=0)
+
+
+def test_pair_screen_follows_the_full_trajectory(monkeypatch):
+    from lowrank.train.linear import _PairScreen
+
+    X, y = _wide_pairs(seed=5)
+    kw = dict(loss="differential", steps=1500, lr=0.3, init="random", seed=1, schedule="normalized")
+    calls = []
+    orig = _LinearObjective._screened_log_loss_grad
+    monkeypatch.setattr(_LinearObjective, "_screened_log_loss_grad",
+                        lambda self, a, b: calls.append(1) or orig(self, a, b))
+    screened = fit_linear(X, y, **kw)
+    assert len(calls) > 500  # the screen did most of the steps
+    monkeypatch.setattr(_PairScreen, "MIN_PAIRS", 10 ** 12)
+    full = fit_linear(X, y, **kw)
+    np.testing.assert_allclose(screened.w.numpy(), full.w.numpy(), rtol=1e-11,
+                               atol=1e-11 * float(full.w.abs().max()))
+    assert screened.margin == pytest.approx(full.margin, rel=1e-11)
+    assert full.margin > 0.99 * max_margin_separator(X, y).margin

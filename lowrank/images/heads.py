@@ -39,12 +39,14 @@ from ..theory.svm import (
     cross_entropy_limit,
     max_margin_separator,
 )
+from ..train.bias import calibrate_bias
 from ..train.deep import predict_scores
 from ..train.linear import fit_linear, log_spaced_steps
 
 __all__ = ["extract_features", "separable_subset", "feature_geometry", "feature_predictions", "HeadNet",
            "head_on_backbone", "retrain_head", "offset_directions", "shift_features",
-           "offset_grid", "predicted_ratio"]
+           "offset_grid", "predicted_ratio", "differential_head_on_shift",
+           "differential_shift_invariance"]
 
 
 @torch.no_grad()
@@ -446,6 +448,84 @@ def shift_features(F, c: float, u) -> torch.Tensor:
     F = check_matrix(F, "F", dtype=torch.float64, detach=True).cpu()
     u = check_vector(u, "u", dtype=torch.float64, detach=True).cpu()
     return F + check_real(c, "c") * u
+
+
+def differential_head_on_shift(w, F, y, c: float, u) -> dict[str, Any]:
+    """A differential head's weights on the shifted features ``F + c u``, bias by the midpoint rule.
+
+    The all-pairs differential loss sees only differences ``phi_i - phi_j``, which a common
+    shift leaves unchanged: training on ``F + c u`` gives the weights trained on ``F`` (up
+    to rounding; :func:`differential_shift_invariance` measures it), and the midpoint bias
+    moves by ``-c w.u``. So the offset sweep measures the arm-A head on every shifted
+    feature set instead of retraining it.
+
+    Parameters
+    ----------
+    w : array-like, shape (k,)
+        Weights of a differential head.
+    F, y
+        Features (unshifted) and labels.
+    c : float
+    u : array-like, shape (k,)
+
+    Returns
+    -------
+    dict
+        ``b`` (midpoint bias on the shifted features), ``margin`` (geometric margin there;
+        ``None`` when the head does not separate them), ``separated``, ``signed_margin``.
+
+    Examples
+    --------
+    >>> h = differential_head_on_shift([1.0, 0.0], [[3.0, 1.0], [5.0, 1.0]], [-1, 1], 2.0, [1.0, 0.0])
+    >>> h["b"], h["margin"]
+    (-6.0, 1.0)
+    """
+    w = check_vector(w, "w", dtype=torch.float64, detach=True).cpu()
+    Fc = shift_features(F, c, u)
+    ys = signed_labels(y, "y", dtype=torch.float64).cpu()
+    check_same_length(Fc, ys, "F", "y")
+    b = calibrate_bias(w, Fc, ys)
+    signed = geometric_margin(w, b, Fc, ys)
+    return {"b": b, "margin": signed if signed > 0 else None, "separated": bool(signed > 0),
+            "signed_margin": signed}
+
+
+def differential_shift_invariance(F, y, c: float, u, steps: int, seed: int = 0,
+                                  lr: float | None = None) -> dict[str, Any]:
+    """Train the differential head on ``F`` and on ``F + c u``: how far apart do the weights end?
+
+    Parameters
+    ----------
+    F, y
+        Features and labels.
+    c : float
+    u : array-like, shape (k,)
+    steps : int
+        Normalized gradient-descent steps of both heads (same initialisation, ``seed``).
+    seed : int
+    lr : float, optional
+        Normalized step (default :data:`lowrank.train.linear.NORMALIZED_LR`).
+
+    Returns
+    -------
+    dict
+        ``c``, ``steps``, ``lr``, ``relative_w_difference`` (``max |w_c - w_0| / max |w_0|``),
+        ``margins`` (of each head on its own features: ``unshifted``, ``shifted``).
+
+    Examples
+    --------
+    >>> r = differential_shift_invariance([[3.0, 1.0], [5.0, 1.0]], [-1, 1], 100.0, [0.6, 0.8],
+    ...                                   steps=50, lr=0.3)
+    >>> r["relative_w_difference"] < 1e-12
+    True
+    """
+    heads = {name: retrain_head(Fk, y, "differential", "normalized", steps, seed=seed, lr=lr,
+                                records=2)
+             for name, Fk in (("unshifted", F), ("shifted", shift_features(F, c, u)))}
+    w0, wc = (torch.tensor(heads[k]["w"], dtype=torch.float64) for k in ("unshifted", "shifted"))
+    return {"c": float(c), "steps": int(steps), "lr": heads["shifted"]["lr"],
+            "relative_w_difference": float((wc - w0).abs().max() / w0.abs().max()),
+            "margins": {k: h["margin"] for k, h in heads.items()}}
 
 
 def offset_grid(F, y, u, n: int, target: float = 0.5, start: float | None = None,
