@@ -165,9 +165,10 @@ def fit_linear(X, y, loss: str = "cross_entropy", steps: int = 10_000, lr: float
         separate the training points (check ``history["separated"]``). On real network
         features ``lr = 1`` makes the differential path chaotic too (use 0.3 there, as
         :mod:`lowrank.images.real_features` does). Once the margins are large, the
-        differential log-loss gradient skips the pairs whose margins exceed the smallest
-        by more than 60 (weights below ``e^-60``), with a certificate that keeps them negligible between full passes (see
-        ``_PairScreen``): the same iterates to rounding, several times faster.
+        differential log-loss gradient sets aside the pairs whose margins exceed the
+        smallest by more than 80, with a certificate that keeps their weights below
+        ``e^-60`` until the next full pass (``_PairScreen``): the same iterates to
+        rounding, 10-50x faster on 1e5 pairs.
     quiet : bool, default True
         Hide the progress bar.
 
@@ -436,7 +437,7 @@ class _PairScreen:
         self.u = w_ref / np.linalg.norm(w_ref)
 
     @classmethod
-    def build(cls, z: np.ndarray, w: np.ndarray, diameter: float) -> "_PairScreen | None":
+    def build(cls, z: np.ndarray, w: np.ndarray, diameter: float) -> _PairScreen | None:
         """The screen of one full pass (``z[i, j]`` the pair margins at ``w``), or None.
 
         None where it does not apply (a pair margin is negative) or does not pay.
