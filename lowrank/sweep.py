@@ -53,6 +53,13 @@ class ResultCache:
         The cache file; ``None`` keeps results in memory only. An unreadable file is
         treated as empty.
 
+    Attributes
+    ----------
+    piece_seconds : float
+        Compute seconds of the results used through
+        :func:`lowrank.images.robustness.cached` since this object was made, whether
+        computed now or read back: what a resumed study's results cost to compute.
+
     Examples
     --------
     >>> cache = ResultCache(None)
@@ -66,6 +73,7 @@ class ResultCache:
     def __init__(self, path: str | os.PathLike | None) -> None:
         self.path = Path(path) if path is not None else None
         self.results: dict[str, Any] = {}
+        self.piece_seconds = 0.0
         if self.path is not None and self.path.exists():
             try:
                 self.results = dict(load_json(self.path))

@@ -193,9 +193,14 @@ def test_heads_on_predictions_counts_every_arm_and_shift():
            {"c": 2.0, "certified": True, "optimal_margin": 1.0, "ce_limit_margin": 0.3,
             "differential_head_margin": 1.0, "ce_head_margin": None},     # CE not separated
            {"c": 4.0, "certified": False, "error": "CertificationError: x"}]
+    pts[0]["ce_head_history"] = {"step": [0, 10, 100], "margin": [-1.0, 0.3, 0.41]}
+    pts[1]["ce_head_history"] = {"step": [0, 10, 100], "margin": [-1.0, 0.2, 0.1]}
     r = heads_on_predictions([{"feature_space": fs, "offset_sweep": {"u": {"points": pts}}}])
     assert r["differential"] == {"n": 3, "n_within_tol": 2, "worst_ratio": 0.998}
-    assert r["cross_entropy"]["n"] == 3 and r["cross_entropy"]["n_at_or_below"] == 1
+    assert r["cross_entropy"]["n"] == 3 and r["cross_entropy"]["n_separated"] == 2
+    assert r["cross_entropy"]["n_at_or_below"] == 1
+    # the first history rises from its step-10 record, the second falls
+    assert r["cross_entropy"]["n_with_history"] == 2 and r["cross_entropy"]["n_approaching"] == 1
     assert r["cross_entropy"]["lowest_ratio"] == pytest.approx(0.98)
     assert r["cross_entropy"]["highest_ratio"] == pytest.approx(1.025)
 
@@ -284,6 +289,7 @@ def test_tiny_study_writes_the_results_schema_and_replots(tmp_path):
     assert "holds" in s["claim"]["input_space"] and "holds" in s["claim"]["end_to_end"]
     hp = s["heads_on_predictions"]
     assert hp["differential"]["n"] == hp["cross_entropy"]["n"] >= len(certified)
+    assert hp["cross_entropy"]["n_with_history"] == hp["cross_entropy"]["n"]
     assert (tmp_path / "out" / f"{name}.png").stat().st_size > 1000
     rows = (tmp_path / "out" / f"{name}.csv").read_text().splitlines()
     assert rows[0] == "seed,arm,head,split,norm,eps,share_adversarial"
@@ -291,6 +297,9 @@ def test_tiny_study_writes_the_results_schema_and_replots(tmp_path):
     again = _study().main(argv)
     assert again["seeds"][0]["feature_space"]["optimal_margin"] == res["seeds"][0]["feature_space"][
         "optimal_margin"]
+    # the resumed results carry what their pieces cost when they were computed
+    assert res["cached_piece_seconds"] > 0
+    assert again["cached_piece_seconds"] == pytest.approx(res["cached_piece_seconds"], rel=1e-12)
     (tmp_path / "out" / f"{name}.png").unlink()
     _study().main([*argv, "--replot"])
     assert (tmp_path / "out" / f"{name}.png").is_file()

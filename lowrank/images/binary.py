@@ -122,7 +122,10 @@ def run_seeds(args: argparse.Namespace, modes: Mapping[str, Mapping[str, Any]], 
     Returns
     -------
     dict
-        ``protocol``, ``seeds``, ``summary``, ``runtime_seconds``.
+        ``protocol``, ``seeds``, ``summary``, ``runtime_seconds`` (this invocation),
+        ``cached_piece_seconds`` (the compute time of every cached piece the results use,
+        whenever it was computed; network training, checkpointed rather than cached, is
+        not in it).
 
     Examples
     --------
@@ -147,6 +150,8 @@ def run_seeds(args: argparse.Namespace, modes: Mapping[str, Mapping[str, Any]], 
     res = {"protocol": protocol, "seeds": entries}
     res["summary"] = summarise(res)
     res["runtime_seconds"] = time.perf_counter() - t0
+    # a resumed run is fast; what its results cost is the sum over their cached pieces
+    res["cached_piece_seconds"] = ctx["cache"].piece_seconds
     return res
 
 

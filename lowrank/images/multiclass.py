@@ -263,7 +263,8 @@ def compute_study(args: argparse.Namespace) -> dict:
     -------
     dict
         ``protocol``, ``seeds`` (one :func:`run_seed` entry each), ``summary``
-        (:func:`summarise`), ``runtime_seconds``.
+        (:func:`summarise`), ``runtime_seconds``, ``cached_piece_seconds`` (see
+        :func:`lowrank.images.binary.run_seeds`).
 
     Examples
     --------
@@ -468,7 +469,9 @@ def report_lines(results: Mapping[str, Any]) -> list[str]:
                 for e, d in cmp["share_difference_ce_minus_differential"].items():
                     lines.append(f"    share CE - diff at eps {e}: {fmt(d, '+.3f')}  ({d['verdict']})")
     lines += [f"claim, {k}: {v['statement']}" for k, v in s["claim"].items()]
-    lines.append(f"runtime {results.get('runtime_seconds', math.nan):.1f} s")
+    pieces = results.get("cached_piece_seconds", math.nan)
+    lines.append(f"runtime {results.get('runtime_seconds', math.nan):.1f} s (the cached pieces "
+                 f"the results use took {pieces:.1f} s to compute)")
     return lines
 
 

@@ -38,7 +38,8 @@ def cached(cache: ResultCache | None, key: Mapping[str, Any], compute: Callable[
     Returns
     -------
     dict
-        The result, with ``seconds`` (of the run that computed it).
+        The result, with ``seconds`` (of the run that computed it; added to
+        ``cache.piece_seconds`` whether computed now or read back).
 
     Examples
     --------
@@ -47,14 +48,22 @@ def cached(cache: ResultCache | None, key: Mapping[str, Any], compute: Callable[
     (2, 2)
     """
     if cache is not None and key in cache:
-        return cache.get(key)
+        value = cache.get(key)
+        _count_seconds(cache, value)
+        return value
     t0 = time.perf_counter()
     value = dict(compute())
     value["seconds"] = time.perf_counter() - t0
     if cache is not None:
         cache.put(key, value)
-        return cache.get(key)
+        value = cache.get(key)
+        _count_seconds(cache, value)
     return value
+
+
+def _count_seconds(cache: ResultCache, value: Mapping[str, Any]) -> None:
+    """Add a piece's compute time to ``cache.piece_seconds`` (what a result is made of)."""
+    cache.piece_seconds += float(value.get("seconds", 0.0))
 
 
 def norms_of(record: Mapping[str, Any]) -> np.ndarray:
