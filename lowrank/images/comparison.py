@@ -2,8 +2,10 @@
 
 :func:`seed_interval` (a scalar over seeds), :func:`compare_norms` (median minimum norms of
 two models and their paired share differences at each eps), :func:`claim_verdict` (does
-the paper's claim hold on every split and norm?) and :func:`format_interval` (for the
-report lines). Used by :mod:`lowrank.images.real_features` and :mod:`lowrank.images.multiclass`.
+the paper's claim hold on every split and norm?), :func:`format_interval`,
+:func:`comparison_lines` and :func:`runtime_line` (for the report lines),
+:func:`share_rows` (for the CSV) and :func:`share_band` (for the figures). Used by
+:mod:`lowrank.images.real_features` and :mod:`lowrank.images.multiclass`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..analysis.bootstrap import bootstrap_interval, paired_differences
+from ..analysis.bootstrap import bootstrap_curve, bootstrap_interval, paired_differences
 from .robustness import norms_of
 
-__all__ = ["seed_interval", "compare_norms", "claim_verdict", "format_interval"]
+__all__ = ["seed_interval", "compare_norms", "claim_verdict", "format_interval",
+           "comparison_lines", "runtime_line", "share_rows", "share_band"]
 
 
 def seed_interval(values, n_boot: int, seed: int = 0) -> dict | None:
@@ -140,3 +143,112 @@ def format_interval(st: Mapping | None, spec: str = ".4f") -> str:
     if not st:
         return "n/a"
     return f"{st['estimate']:{spec}} [{st['low']:{spec}}, {st['high']:{spec}}]"
+
+
+def comparison_lines(label: str, arm: Mapping) -> list[str]:
+    """Report lines of one arm's :func:`compare_norms` results, per split and norm.
+
+    Parameters
+    ----------
+    label : str
+        What the lines start with (e.g. ``"A heads"``).
+    arm : mapping
+        split -> norm -> :func:`compare_norms` result.
+
+    Returns
+    -------
+    list of str
+        The median norms of both models, then the share difference at each eps with its
+        verdict.
+
+    Examples
+    --------
+    >>> st = {"estimate": 0.5, "low": 0.4, "high": 0.6}
+    >>> cmp = {"median_norm": {"cross_entropy": st, "differential": st},
+    ...        "share_difference_ce_minus_differential": {"1": dict(st, verdict="v")}}
+    >>> comparison_lines("A", {"test": {"l2": cmp}})[0]
+    'A test l2: median norm CE 0.5000 [0.4000, 0.6000]  diff 0.5000 [0.4000, 0.6000]'
+    """
+    lines = []
+    for split, per in arm.items():
+        for norm, cmp in per.items():
+            med = cmp["median_norm"]
+            lines.append(f"{label} {split} {norm}: median norm CE "
+                         f"{format_interval(med['cross_entropy'])}"
+                         f"  diff {format_interval(med['differential'])}")
+            for e, d in cmp["share_difference_ce_minus_differential"].items():
+                lines.append(f"    share CE - diff at eps {e}: {format_interval(d, '+.3f')}  "
+                             f"({d['verdict']})")
+    return lines
+
+
+def runtime_line(results: Mapping) -> str:
+    """This invocation's runtime and what the cached pieces of the results cost to compute.
+
+    Parameters
+    ----------
+    results : mapping
+        With ``runtime_seconds`` and ``cached_piece_seconds`` (NaN where absent).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> runtime_line({"runtime_seconds": 2.0, "cached_piece_seconds": 30.0})
+    'runtime 2.0 s (the cached pieces the results use took 30.0 s to compute)'
+    """
+    return (f"runtime {results.get('runtime_seconds', float('nan')):.1f} s (the cached pieces "
+            f"the results use took {results.get('cached_piece_seconds', float('nan')):.1f} s "
+            "to compute)")
+
+
+def share_rows(fields: Mapping, records: Mapping) -> list[dict]:
+    """CSV rows of share-vs-eps records: ``fields`` plus split, norm, eps and the share.
+
+    Parameters
+    ----------
+    fields : mapping
+        The columns in front (seed, arm, model, ...).
+    records : mapping
+        split -> norm -> record with ``eps`` and ``share``.
+
+    Returns
+    -------
+    list of dict
+
+    Examples
+    --------
+    >>> share_rows({"seed": 0}, {"test": {"l2": {"eps": [0.0, 1.0], "share": [0.0, 0.5]}}})[1]
+    {'seed': 0, 'split': 'test', 'norm': 'l2', 'eps': 1.0, 'share_adversarial': 0.5}
+    """
+    return [{**fields, "split": split, "norm": norm, "eps": float(e), "share_adversarial": float(v)}
+            for split, per in records.items() for norm, r in per.items()
+            for e, v in zip(r["eps"], r["share"], strict=True)]
+
+
+def share_band(records: Sequence[Mapping], n_boot: int = 500) -> dict | None:
+    """Share-vs-eps curve with a 95% bootstrap band over seeds and images (for the figures).
+
+    Parameters
+    ----------
+    records : sequence of mapping
+        One minimum-norm record per seed (``norms``, ``eps``).
+    n_boot : int
+
+    Returns
+    -------
+    dict or None
+        :func:`lowrank.analysis.bootstrap.bootstrap_curve` of the per-seed norms; None for
+        no record.
+
+    Examples
+    --------
+    >>> share_band([{"eps": [0.0, 1.0], "norms": [0.5, 2.0]}], 50)["share"]
+    [0.0, 0.5]
+    """
+    records = list(records)
+    if not records:
+        return None
+    return bootstrap_curve([norms_of(r) for r in records], records[0]["eps"], n_boot=n_boot)

@@ -26,24 +26,31 @@ an adversarial example; every piece is cached (a rerun resumes per seed).
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..analysis.bootstrap import bootstrap_curve
 from ..analysis.multiclass import multiclass_margin
 from ..cli import study_mode
 from ..models import build_model
 from ..train import fitted_offsets, multiclass_offsets, predict_scores
 from .binary import LOSSES, run_name, run_seeds, train_networks, with_threads
-from .comparison import claim_verdict, compare_norms, format_interval, seed_interval
+from .comparison import (
+    claim_verdict,
+    compare_norms,
+    comparison_lines,
+    format_interval,
+    runtime_line,
+    seed_interval,
+    share_band,
+    share_rows,
+)
 from .heads import head_on_backbone, separable_subset
 from .multiclass_heads import multiclass_feature_predictions, retrain_multiclass_head
 from .protocol import attack_protocol, software_protocol, training_protocol
-from .robustness import cached, norms_of, robustness
+from .robustness import cached, robustness
 from .tasks import EPS, NORMS, SPLITS, balanced_subset, classes_slug, load_multiclass_task, subsample_indices
 
 __all__ = ["MODES", "FEATURE_KEYS", "HEAD_KEYS", "study_name", "compute_study", "run_seed",
@@ -420,11 +427,7 @@ def curve_rows(results: Mapping[str, Any]) -> list[dict]:
     for s in results["seeds"]:
         for source, per_loss in s["input_space"].items():
             for loss, recs in per_loss.items():
-                for split, per in recs.items():
-                    for norm, r in per.items():
-                        rows += [{"seed": s["seed"], "source": source, "loss": loss, "split": split,
-                                  "norm": norm, "eps": float(e), "share_adversarial": float(v)}
-                                 for e, v in zip(r["eps"], r["share"], strict=True)]
+                rows += share_rows({"seed": s["seed"], "source": source, "loss": loss}, recs)
     return rows
 
 
@@ -461,17 +464,9 @@ def report_lines(results: Mapping[str, Any]) -> list[str]:
         lines.append(f"retrained {loss} head: margin/prediction {fmt(h['ratio_to_prediction'])}  "
                      f"margin/optimal {fmt(h['ratio_to_optimal'])}  cosine {fmt(h['cosine'])}")
     for source, arm in s["input_space"].items():
-        for split, per in arm.items():
-            for norm, cmp in per.items():
-                med = cmp["median_norm"]
-                lines.append(f"{source} {split} {norm}: median norm CE {fmt(med['cross_entropy'])}"
-                             f"  diff {fmt(med['differential'])}")
-                for e, d in cmp["share_difference_ce_minus_differential"].items():
-                    lines.append(f"    share CE - diff at eps {e}: {fmt(d, '+.3f')}  ({d['verdict']})")
+        lines += comparison_lines(source, arm)
     lines += [f"claim, {k}: {v['statement']}" for k, v in s["claim"].items()]
-    pieces = results.get("cached_piece_seconds", math.nan)
-    lines.append(f"runtime {results.get('runtime_seconds', math.nan):.1f} s (the cached pieces "
-                 f"the results use took {pieces:.1f} s to compute)")
+    lines.append(runtime_line(results))
     return lines
 
 
@@ -501,8 +496,5 @@ def share_bands(results: Mapping[str, Any], source: str, loss: str, split: str, 
     >>> share_bands({"seeds": [seed]}, "networks", "differential", "test", "l2", 50)["share"]
     [0.0, 0.5]
     """
-    recs = [r for s in results["seeds"]
-            if (r := s["input_space"].get(source, {}).get(loss, {}).get(split, {}).get(norm))]
-    if not recs:
-        return None
-    return bootstrap_curve([norms_of(r) for r in recs], recs[0]["eps"], n_boot=n_boot)
+    return share_band([r for s in results["seeds"] if (
+        r := s["input_space"].get(source, {}).get(loss, {}).get(split, {}).get(norm))], n_boot)

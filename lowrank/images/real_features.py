@@ -23,14 +23,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis.bootstrap import bootstrap_curve
 from ..analysis.margins import cosine, geometric_margin
 from ..cli import study_mode
 from ..models import build_model
 from ..progress import progress
 from ..theory.svm import CertificationError
 from .binary import LOSSES, prepare, run_name, run_seeds, train_networks, with_threads
-from .comparison import claim_verdict, compare_norms, format_interval, seed_interval
+from .comparison import (
+    claim_verdict,
+    compare_norms,
+    comparison_lines,
+    format_interval,
+    runtime_line,
+    seed_interval,
+    share_band,
+    share_rows,
+)
 from .heads import (
     differential_head_on_shift,
     differential_shift_invariance,
@@ -57,8 +65,8 @@ DIFF_STEPS_FULL = 200_000
 #: class (a class-balanced subsample of the correctly classified ones); ``sweep_norms`` /
 #: ``sweep_splits`` are attacked at every offset. Full mode trains on a class-balanced
 #: 6,000-image subsample (3,000 per class) for 10 epochs: 5 seeds take about 40 min of one
-#: CPU core (measured: 2,340-2,470 s of cached pieces per Fashion-MNIST pair, plus about
-#: 25 s of training per seed). Normalized heads use
+#: CPU core (measured: 2,340-2,470 s of cached pieces per Fashion-MNIST pair, plus the
+#: networks' training, checkpointed rather than cached). Normalized heads use
 #: ``head_lr``: 0.1 for cross-entropy, 0.3 for the differential head (at the package's
 #: default step 1 its trajectory is chaotic on real features; see
 #: ``scripts/differential_head_steps.py``). The arm-B sweep retrains the cross-entropy head
@@ -610,11 +618,7 @@ def curve_rows(results: Mapping[str, Any]) -> list[dict]:
         sources = [("A", k, v) for k, v in s["input_space"].items()]
         sources += [("C", k, v) for k, v in s["end_to_end"]["input_space"].items()]
         for arm, head, recs in sources:
-            for split, per in recs.items():
-                for norm, r in per.items():
-                    rows += [{"seed": s["seed"], "arm": arm, "head": head, "split": split,
-                              "norm": norm, "eps": float(e), "share_adversarial": float(v)}
-                             for e, v in zip(r["eps"], r["share"], strict=True)]
+            rows += share_rows({"seed": s["seed"], "arm": arm, "head": head}, recs)
     return rows
 
 
@@ -642,14 +646,8 @@ def report_lines(results: Mapping[str, Any]) -> list[str]:
     lines += [f"solver error (reported, not hidden): {e}" for e in fs["errors"]]
     for k in FEATURE_KEYS:
         lines.append(f"A {k:28s} {fmt(fs[k])}")
-    for arm_name, arm in (("A heads", s["input_space"]), ("C networks", s["end_to_end"]["input_space"])):
-        for split, per in arm.items():
-            for norm, cmp in per.items():
-                med = cmp["median_norm"]
-                lines.append(f"{arm_name} {split} {norm}: median norm CE {fmt(med['cross_entropy'])}"
-                             f"  diff {fmt(med['differential'])}")
-                for e, d in cmp["share_difference_ce_minus_differential"].items():
-                    lines.append(f"    share CE - diff at eps {e}: {fmt(d, '+.3f')}  ({d['verdict']})")
+    lines += comparison_lines("A heads", s["input_space"])
+    lines += comparison_lines("C networks", s["end_to_end"]["input_space"])
     for u_name in ("optimal_normal", "feature_mean"):
         for row in s["offset_sweep"].get(u_name, []):
             nr = row.get("median_norm_ratio_differential_over_ce")
@@ -673,21 +671,13 @@ def report_lines(results: Mapping[str, Any]) -> list[str]:
         t = s["claim"]["offset_sweep_tracks_prediction"]
         lines.append(f"B tracking: Spearman {t['spearman_predicted_ratio_vs_median_norm_ratio']:+.2f} "
                      f"over {t['n_points']} points")
-    pieces = results.get("cached_piece_seconds", float('nan'))
-    lines.append(f"runtime {results.get('runtime_seconds', float('nan')):.1f} s (the cached pieces "
-                 f"the results use took {pieces:.1f} s to compute)")
+    lines.append(runtime_line(results))
     return lines
 
 
 def share_bands(results: Mapping[str, Any], source: str, head: str, split: str, norm: str,
                 n_boot: int = 500) -> dict | None:
     """Share-vs-eps curve with a bootstrap band over seeds and images (for the figures)."""
-    recs = []
-    for s in results["seeds"]:
-        src = s["input_space"] if source == "A" else s["end_to_end"]["input_space"]
-        r = src.get(head, {}).get(split, {}).get(norm)
-        if r is not None:
-            recs.append(r)
-    if not recs:
-        return None
-    return bootstrap_curve([norms_of(r) for r in recs], recs[0]["eps"], n_boot=n_boot)
+    return share_band([r for s in results["seeds"] if (r := (
+        s["input_space"] if source == "A" else s["end_to_end"]["input_space"]).get(
+            head, {}).get(split, {}).get(norm)) is not None], n_boot)
