@@ -10,7 +10,13 @@ Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out`` (default ``$OUT``):
   kernel call, timed with ``triton.testing.do_bench`` (median; a single timed call for
   steps over ~0.3 s), the peak extra memory, the fraction of the special-function bound,
   the host time to enqueue one ``auto`` step, the bit-determinism of two Triton calls,
-  and the ``CUDA_TABLE`` that these timings give for ``lowrank.kernels._auto``.
+  and the ``CUDA_TABLE`` that these timings give for ``lowrank.kernels._auto``;
+* ``tiles``: the raw kernel call (loss and both gradient sums) with every tile
+  configuration of ``TILE_CANDIDATES`` at P = N in 4,096 ... 262,144, its fraction of the
+  special-function bound, its worst relative error against float64 at 4,096, and the
+  ``TILE_TABLE`` that these timings give for ``lowrank.kernels._triton``;
+* ``determinism`` also checks that far pairs (d = -100) give a loss of exactly 0
+  (``lg2.approx(1) = 0``, which the kernel's far pairs rely on).
 
 Runs on the CPU too (``--device cpu``; the Triton rows are skipped), which is how it is
 tested without a GPU.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import os
@@ -276,6 +283,87 @@ def _suggest_table(rows: list[dict]) -> list | None:
     return [[bound, "naive"], ["inf", "triton"]] if bound else [["inf", "triton"]]
 
 
+TILE_SIZES = (4096, 16384, 65536, 262144)
+
+
+def _relative_error(got: torch.Tensor, ref: torch.Tensor) -> float:
+    return float(((got.double().cpu() - ref).abs() / ref.abs().clamp_min(1e-30)).max())
+
+
+def tile_sweep(dev: torch.device, sizes=TILE_SIZES, budget_s: float = 60.0) -> dict:
+    """Time the raw kernel with every tile candidate at every size; suggest TILE_TABLE."""
+    if dev.type != "cuda" or not triton_available():
+        return {"skipped": "no CUDA device or no triton"}
+    from lowrank.kernels import _triton
+
+    start = time.perf_counter()
+    bound = _mufu_bound(dev)
+    rows, skipped = [], []
+    for size in sizes:
+        pos, neg = make_scores(size, size, seed=7, device=dev)
+        p, n = pos.detach(), neg.detach()
+        ref = None
+        if size <= 4096:  # float64 reference: loss, row and column sums
+            z = p.double()[:, None] - n.double()[None, :]
+            sig = torch.sigmoid(-z)
+            ref = (torch.nn.functional.softplus(-z).sum(), sig.sum(1), sig.sum(0))
+        for cfg in _triton.TILE_CANDIDATES:
+            name = f"{cfg['BLOCK_P']}x{cfg['BLOCK_N']}/{cfg['num_warps']}w"
+            if time.perf_counter() - start > budget_s:
+                skipped.append({"tile": name, "P": size, "reason": "time budget of the check"})
+                continue
+            fn = functools.partial(_triton.pairwise_logistic_sums, p, n, True, **cfg)
+            try:
+                first = _estimate(fn, dev)  # compiles on the first size
+                t = _bench(fn, dev, first > 0.3)
+            except Exception as err:  # noqa: BLE001 - a report
+                skipped.append({"tile": name, "P": size, "reason": f"{type(err).__name__}: {err}"[:300]})
+                continue
+            row = {"tile": name, "config": cfg, "P": size, "median_s": t,
+                   "pairs_per_s": size * size / t,
+                   "fraction_of_mufu_bound": None if not bound else size * size / t / bound}
+            if ref is not None:
+                loss, r, c = fn()
+                row["max_rel_error"] = max(_relative_error(loss, ref[0]),
+                                           _relative_error(r, ref[1]), _relative_error(c, ref[2]))
+            rows.append(row)
+            print(f"tile {name:>12} P=N={size:<7} {t * 1e3:9.3f} ms"
+                  + ("" if not bound else f"  {row['fraction_of_mufu_bound']:.0%} of bound"), flush=True)
+        del pos, neg, p, n, ref
+        torch.cuda.empty_cache()
+    best, table = suggest_tile_table(rows)
+    return {"rows": rows, "skipped": skipped, "best": best, "suggested_tile_table": table,
+            "mufu_bound_pairs_per_s": bound}
+
+
+def suggest_tile_table(rows: list[dict]) -> tuple[dict, list]:
+    """The fastest tile per size, and the TILE_TABLE rows it gives (neighbours merged).
+
+    >>> rows = [{"P": 64, "tile": "a", "config": {"BLOCK_P": 64, "BLOCK_N": 64, "num_warps": 4},
+    ...          "median_s": 2.0},
+    ...         {"P": 64, "tile": "b", "config": {"BLOCK_P": 32, "BLOCK_N": 64, "num_warps": 2},
+    ...          "median_s": 1.0},
+    ...         {"P": 128, "tile": "b", "config": {"BLOCK_P": 32, "BLOCK_N": 64, "num_warps": 2},
+    ...          "median_s": 3.0}]
+    >>> suggest_tile_table(rows)
+    ({64: 'b', 128: 'b'}, [['inf', {'BLOCK_P': 32, 'BLOCK_N': 64, 'num_warps': 2}]])
+    """
+    best: dict[int, dict] = {}
+    for r in rows:
+        if r["P"] not in best or r["median_s"] < best[r["P"]]["median_s"]:
+            best[r["P"]] = r
+    table: list = []  # [largest P * N, overrides]
+    for size in sorted(best):
+        cfg = {k: best[size]["config"][k] for k in ("BLOCK_P", "BLOCK_N", "num_warps")}
+        if table and table[-1][1] == cfg:
+            table[-1][0] = size * size
+        else:
+            table.append([size * size, cfg])
+    if table:
+        table[-1][0] = "inf"
+    return {s: b["tile"] for s, b in best.items()}, table
+
+
 def determinism(dev: torch.device, size: int = 65536) -> dict:
     if dev.type != "cuda" or not triton_available():
         return {"skipped": "no CUDA device or no triton"}
@@ -284,8 +372,14 @@ def determinism(dev: torch.device, size: int = 65536) -> dict:
     b = pairwise_logistic(pos.detach(), neg.detach(), backend="triton")
     flagged = pairwise_logistic(torch.cat([pos.detach(), pos.new_tensor([math.inf])]), neg.detach(),
                                 backend="triton")
+    far = {}
+    for m in (1, 64):  # one pair among padded ones (masked), one full tile (unmasked)
+        loss = pairwise_logistic(torch.full((m,), 100.0, device=dev), torch.zeros(m, device=dev),
+                                 backend="triton", reduction="sum")
+        far[f"P=N={m}"] = float(loss)
     return {"P": size, "bit_identical": bool(torch.equal(a, b)),
-            "nan_flag_for_inf_score": bool(torch.isnan(flagged))}
+            "nan_flag_for_inf_score": bool(torch.isnan(flagged)),
+            "far_pairs_loss": far, "far_pairs_exactly_zero": all(v == 0.0 for v in far.values())}
 
 
 # ----------------------------------------------------------------------------- report
@@ -311,6 +405,18 @@ def markdown(report: dict) -> str:
         for s in k.get("skipped", []):
             lines.append(f"| {s['backend']} | {s['P']} | skipped: {s['reason']} |")
         lines += ["", f"suggested CUDA_TABLE: {k.get('suggested_cuda_table')}"]
+    t = report.get("tiles", {})
+    if t.get("rows"):
+        lines += ["", "## tiles (raw kernel, loss and gradient sums)", "",
+                  "| tile | P = N | median ms | pairs/s | bound | max rel. error |",
+                  "|---|---|---|---|---|---|"]
+        for r in sorted(t["rows"], key=lambda r: (r["P"], r["median_s"])):
+            frac = r.get("fraction_of_mufu_bound")
+            err = r.get("max_rel_error")
+            lines.append(f"| {r['tile']} | {r['P']:,} | {r['median_s'] * 1e3:.4g} | {r['pairs_per_s']:.3g} "
+                         f"| {'-' if frac is None else format(frac, '.0%')} "
+                         f"| {'-' if err is None else format(err, '.2e')} |")
+        lines += ["", f"suggested TILE_TABLE: {t.get('suggested_tile_table')}"]
     for key in ("host_enqueue_us", "determinism", "deep"):
         if key in report:
             lines += ["", f"## {key}", "", "```", json.dumps(report[key], indent=1)[:4000], "```"]
@@ -324,6 +430,8 @@ def main(argv=None) -> dict:
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
     p.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     p.add_argument("--budget", type=float, default=150.0, help="seconds for the kernel timings")
+    p.add_argument("--tile-budget", type=float, default=60.0,
+                   help="seconds for the tile sweep")
     p.add_argument("--no-attack", action="store_true")
     args = p.parse_args(argv)
     dev = resolve_device(args.device)
@@ -351,10 +459,11 @@ def main(argv=None) -> dict:
             f"{b}_P=N={s}": _host_enqueue_us(dev, s, b) for s in (64, 4096)
             for b in ("auto", "triton", "naive")})
     report["kernel"] = _guard(kernel_timings, dev, sizes, args.backends, args.budget)
+    report["tiles"] = _guard(tile_sweep, dev, budget_s=args.tile_budget)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str), "utf-8")
     (args.out / "gpu_check.md").write_text(markdown(report), "utf-8")
     print(markdown(report), flush=True)
-    ok = all(report[k].get("ok", True) for k in ("deep", "determinism", "kernel"))
+    ok = all(report[k].get("ok", True) for k in ("deep", "determinism", "kernel", "tiles"))
     if not ok:
         print("gpu_check: a section failed (see gpu_check.json)", file=sys.stderr)
     return report
@@ -362,4 +471,5 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     rep = main()
-    sys.exit(0 if all(rep[k].get("ok", True) for k in ("deep", "determinism", "kernel")) else 1)
+    sys.exit(0 if all(rep[k].get("ok", True) for k in ("deep", "determinism", "kernel", "tiles"))
+             else 1)

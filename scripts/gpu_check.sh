@@ -52,13 +52,13 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
   [ $rc -eq 0 ] || status=1
 }
 
-# 1. the deep path on CUDA and the kernel timings (JSON + Markdown table)
-step gpu_check_py 210 $PY scripts/gpu_check.py --out "$OUT" --budget 130
+# 1. the deep path on CUDA, the kernel timings and the tile sweep (JSON + Markdown tables)
+step gpu_check_py 270 $PY scripts/gpu_check.py --out "$OUT" --budget 130 --tile-budget 50
 # 2. the tests parametrised over the device fixture, on CUDA only
-step pytest_gpu 90 $PY -m pytest tests/test_deep_train.py tests/test_kernels.py -m gpu -q \
+step pytest_gpu 80 $PY -m pytest tests/test_deep_train.py tests/test_kernels.py -m gpu -q \
     -p no:cacheprovider -o addopts="-ra"
 # 3. the kernel tests (Triton on CUDA tensors; the compile test too)
-step pytest_kernels 120 $PY -m pytest tests/test_kernels.py -q -x -p no:cacheprovider \
+step pytest_kernels 100 $PY -m pytest tests/test_kernels.py -q -x -p no:cacheprovider \
     -o addopts="-ra"
 # 4. the image study end to end with --device auto (CUDA): records cuda:0 in its results
 step pytest_image 75 $PY -m pytest tests/test_image_study.py -q -x -p no:cacheprovider \

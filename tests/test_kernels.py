@@ -490,6 +490,81 @@ def test_triton_grouped_loops(backend, P, N):
     torch.testing.assert_close(loss_only, loss, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("P,N,joint", [
+    (128, 96, False),  # every tile full: only the unmasked loop runs
+    (130, 97, False),  # a partial last row and column of tiles
+    (32, 200, False),  # full positive tiles, partial negative tile owned by program g_n = 0
+    (15, 31, False),  # one partial tile in each direction
+    (130, 97, True),  # the two-operand column reduction of compiled GPUs, interpreted
+])
+@pytest.mark.parametrize("backend", ["triton"], indirect=True)
+def test_triton_full_and_edge_tiles(backend, P, N, joint):
+    """Full tiles run without masks, edge tiles pad the scores (+inf, -inf) and mask the loss."""
+    from lowrank.kernels import _triton
+
+    cfg = {"BLOCK_P": 16, "BLOCK_N": 32, "max_groups": 2, "target_programs": 1,
+           "joint_reduce": joint}
+    pos, neg = backend.put(*scores(P, N, seed=P * N + 1))
+    loss, row, col = _triton.pairwise_logistic_sums(pos, neg, True, **cfg)
+    rl, rp, rn = reference(pos, neg)
+    torch.testing.assert_close(loss.double().cpu(), rl, rtol=2e-5, atol=0)
+    torch.testing.assert_close(-row.double().cpu(), rp, rtol=2e-5, atol=1e-5)
+    torch.testing.assert_close(col.double().cpu(), rn, rtol=2e-5, atol=1e-5)
+    loss_only = _triton.pairwise_logistic_sums(pos, neg, False, **cfg)[0]
+    torch.testing.assert_close(loss_only, loss, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("P,N", [(64, 64), (1, 1)])
+@pytest.mark.parametrize("backend", ["triton"], indirect=True)
+def test_triton_far_pairs(backend, P, N):
+    """Every pair at d = -100 (loss e^-100) and at d = +100 (loss 100, sigmoid 1).
+
+    64 x 64 is one full tile (the unmasked loop), 1 x 1 one pair among 4,095 padded ones
+    (masked). On a GPU, 1 + e rounds to 1 and the loss is lg2.approx(1) ln 2: this checks
+    that it is 0, as the kernel's far pairs need.
+    """
+    from lowrank.kernels import _triton
+
+    far = torch.full((P,), 100.0), torch.zeros(N)
+    loss, row, col = _triton.pairwise_logistic_sums(*backend.put(*far), True)
+    assert 0.0 <= loss.item() <= 1e-35  # float64: P N e^-100 = P N 3.7e-44
+    assert row.abs().max().item() <= 1e-35 and col.abs().max().item() <= 1e-35
+    loss, row, col = _triton.pairwise_logistic_sums(*backend.put(*far[::-1]), True)
+    assert loss.item() == pytest.approx(100.0 * P * N, rel=1e-6)
+    torch.testing.assert_close(row.cpu(), torch.full((N,), float(P)), rtol=1e-6, atol=0)
+    torch.testing.assert_close(col.cpu(), torch.full((P,), float(N)), rtol=1e-6, atol=0)
+
+
+def test_triton_tile_table_and_overrides(monkeypatch):
+    pytest.importorskip("triton")
+    from lowrank.kernels import _triton
+
+    table = ((2**20, {"BLOCK_P": 32, "num_warps": 2}), (math.inf, {"BLOCK_N": 128}))
+    monkeypatch.setattr(_triton, "TILE_TABLE", table)
+    small, large = _triton.tile_config(2**20), _triton.tile_config(2**20 + 1)
+    assert (small["BLOCK_P"], small["BLOCK_N"], small["num_warps"]) == (32, 64, 2)
+    assert (large["BLOCK_P"], large["BLOCK_N"], large["num_warps"]) == (64, 128, 4)
+    assert _triton.tile_config(10, BLOCK_P=16, num_warps=1)["BLOCK_P"] == 16  # overrides win
+    assert _triton.tile_config(10)["fast_math"] is True  # the defaults fill the rest
+    with pytest.raises(ValueError, match="BLOK_P"):
+        _triton.tile_config(10, BLOK_P=16)
+    _triton._launch_plan.cache_clear()
+    try:  # the plan of a launch follows the table
+        g_p, g_n, tiles_p, tiles_n, meta = _triton._launch_plan(1000, 1000, True, False, True, ())
+        assert (meta["BLOCK_P"], meta["num_warps"], tiles_p, tiles_n) == (32, 2, 32, 16)
+        assert meta["FAST_MATH"] is False  # inline PTX only on NVIDIA GPUs
+    finally:
+        _triton._launch_plan.cache_clear()
+
+
+def test_triton_unknown_config_key_is_an_error():
+    pytest.importorskip("triton")
+    from lowrank.kernels import _triton
+
+    with pytest.raises(ValueError, match="unknown Triton configuration keys"):
+        _triton.pairwise_logistic_sums(torch.zeros(3), torch.zeros(2), True, BLOCKP=16)
+
+
 def test_triton_group_grid_is_bounded():
     pytest.importorskip("triton")
     from lowrank.kernels._triton import _groups

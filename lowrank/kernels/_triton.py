@@ -17,25 +17,39 @@ with ``d = s_j - s_i`` and ``e = exp(-|d|)`` in float32:
   rounding error of ``1 + e`` (exact for tiny ``e``, where ``1 + e == 1``);
 * the pair gradient ``sigmoid(d) = (d >= 0 ? 1 : e) / (1 + e)``.
 
-Per pair that is three special-function (MUFU) operations on NVIDIA GPUs:
-``ex2.approx``, ``lg2.approx`` (inline PTX: ``tl.log2`` would call libdevice's
-``log2f``, about 25 instructions with a branch; switch it off with
-``fast_log2=False``) and the reciprocal inside ``div.full.f32``. ``lg2.approx``
-has an absolute error below ``2**-22`` on ``[1, 2]``, so the loss of one pair is
-accurate to about ``1e-7`` in absolute terms on the GPU. Under the interpreter
-(and on non-NVIDIA GPUs) ``tl.log2`` is used.
+Per pair that is three special-function (MUFU) operations on NVIDIA GPUs, each
+one instruction: ``ex2.approx``, and, as inline PTX (``fast_math``), ``lg2.approx``
+and ``rcp.approx`` of ``u = 1 + e`` in ``[1, 2]``, where neither needs the range
+handling around it that ``tl.log2`` (libdevice ``log2f``, about 25 instructions
+with a branch) and ``1 / u`` (``div.full.f32``: five more instructions per pair)
+add. ``lg2.approx`` has an absolute error below ``2**-22`` on ``[1, 2]`` and
+``rcp.approx`` an error of about one unit in the last place, so the loss of one
+pair is accurate to about ``1e-7`` in absolute terms on the GPU (the GPU check
+measures loss and gradients against float64). Under the interpreter
+(and on non-NVIDIA GPUs) ``tl.log2`` and ``1 / u`` are used.
+
+Edges: the positives are padded with ``+inf`` and the negatives with ``-inf``,
+so a padded pair has ``d = -inf``, ``e = 0`` and a sigmoid of exactly 0: the
+gradient sums need no mask. The loss of a padded pair is ``lg2(1) ln 2``, which
+``lg2.approx`` is not documented to return as exactly 0, so tiles on the last
+row or column of tiles mask it; the full tiles, almost all of them, run a
+separate loop with no mask at all (the two paths are separate loops so that
+the compiler cannot merge them into per-pair selects).
 
 Partial sums are never combined with atomics:
 
-* the loss of a program is accumulated element-wise in a register tile and
-  reduced once, into ``loss_buf[g_p, g_n]``;
+* with the gradient, the loss and the column (negative) gradient of a tile are
+  reduced over its rows together (one two-operand reduction); the loss goes to
+  a per-program column vector, reduced once into ``loss_buf[g_p, g_n]``;
+  without the gradient, the loss is accumulated element-wise in a register
+  tile and reduced once;
 * the row (positive) gradient of a positive tile is accumulated element-wise in
   a register tile over the program's inner loop, then reduced and written once
   to ``row_buf[g_n, rows]``;
-* the column (negative) gradient of a negative tile is accumulated across the
-  outer loop in ``col_buf[g_p, cols]``, a slice that only this program reads
-  and writes (read-modify-write, ordered by a barrier; the first outer
-  iteration writes without reading, so the buffer needs no zeroing).
+* the column gradient of a negative tile is accumulated across the outer loop
+  in ``col_buf[g_p, cols]``, a slice that only this program reads and writes
+  (read-modify-write, ordered by a barrier; the first outer iteration writes
+  without reading, so the buffer needs no zeroing).
 
 Non-finite scores: every program adds ``sum(0 * s)`` over the scores it loads
 to its loss; that is exactly 0 for finite scores and NaN if one is NaN or
@@ -45,14 +59,20 @@ The buffers are then summed by torch along their first axis, in a fixed order.
 The result is therefore **bit-deterministic for a given device, dtype and tile
 configuration** (``BLOCK_P``, ``BLOCK_N``, number of warps and the grid
 ``G_P x G_N``, which depends only on ``P``, ``N`` and the tile sizes). The
-buffers hold ``G_P G_N + G_N P + G_P N`` float32 numbers, with
-``G_P, G_N <= max_groups`` (default 32, grown only along a dimension whose
-tile count is small), so the extra memory is O(P + N).
+configuration of a size comes from a fixed table (:data:`TILE_TABLE`), not from
+timings at run time. The buffers hold ``G_P G_N + G_N P + G_P N`` float32
+numbers, with ``G_P, G_N <= max_groups`` (default 32, grown only along a
+dimension whose tile count is small), so the extra memory is O(P + N).
 
-Host side: the launch plan (tiles, grid) is cached per ``(P, N)`` and
-configuration; the buffers come from torch's caching allocator, and when one
-program covers a dimension (``G_P = 1`` or ``G_N = 1``, e.g. ``P, N <= 64``)
-the partial-sum buffer is returned as the output without a reduction.
+Host side: the launch plan (configuration, tiles, grid, compile-time
+arguments) is cached per ``(P, N)`` and configuration; the buffers come from
+torch's caching allocator, and when one program covers a dimension (``G_P = 1``
+or ``G_N = 1``, e.g. ``P, N <= 64``) the partial-sum buffer is returned as the
+output without a reduction.
+
+Static profile (no GPU needed: ``python scripts/kernel_sass.py`` compiles the
+kernel for ``sm_90`` with Triton's ``ptxas`` and counts the SASS of its hot
+loop): see the benchmarks page for the numbers.
 
 The kernel runs on CUDA tensors, and on CPU tensors under the Triton
 interpreter (``TRITON_INTERPRET=1`` set before the first call).
@@ -63,77 +83,159 @@ from __future__ import annotations
 import functools
 import math
 import os
+import types
 
 import torch
 import triton
 import triton.language as tl
 
-__all__ = ["pairwise_logistic_sums", "interpreter_enabled", "DEFAULT_CONFIG"]
+__all__ = ["pairwise_logistic_sums", "interpreter_enabled", "tile_config", "DEFAULT_CONFIG",
+           "TILE_TABLE", "TILE_CANDIDATES"]
 
-#: Default tile configuration (untuned: chosen for register pressure, not measured on a GPU).
+#: Default configuration. ``BLOCK_P`` x ``BLOCK_N`` with ``num_warps``: the tile configuration
+#: (64 x 64 with 4 warps was the fastest with the gradient sums on an H200 at
+#: P = N = 65,536, for the previous version of the kernel); ``max_groups`` and
+#: ``target_programs`` shape the grid; ``fast_math``: ``rcp.approx`` and ``lg2.approx``
+#: inline PTX on NVIDIA GPUs; ``joint_reduce``: one two-operand column reduction per tile
+#: (``None``: on, except under the interpreter, which runs it element by element).
 DEFAULT_CONFIG = {"BLOCK_P": 64, "BLOCK_N": 64, "num_warps": 4, "max_groups": 32,
-                  "target_programs": 1024, "fast_log2": True}
+                  "target_programs": 1024, "fast_math": True, "joint_reduce": None}
+
+#: Tile configuration by problem size: ``(largest P * N, overrides of DEFAULT_CONFIG)`` rows,
+#: first match wins. A fixed table, not a run-time autotuner: a given size always runs
+#: the same configuration, so its result stays bit-deterministic from run to run.
+#: ``scripts/gpu_check.py`` times :data:`TILE_CANDIDATES` at each size on a GPU and
+#: prints the table that GPU prefers; until one has been measured with this kernel,
+#: every size runs the default.
+TILE_TABLE: tuple[tuple[float, dict], ...] = ((float("inf"), {}),)
+
+#: The tile configurations that ``scripts/gpu_check.py`` times for :data:`TILE_TABLE`
+#: (none spills registers on sm_90: ``python scripts/kernel_sass.py``).
+TILE_CANDIDATES: tuple[dict, ...] = (
+    {"BLOCK_P": 64, "BLOCK_N": 64, "num_warps": 4},
+    {"BLOCK_P": 128, "BLOCK_N": 64, "num_warps": 8},
+    {"BLOCK_P": 64, "BLOCK_N": 128, "num_warps": 8},
+    {"BLOCK_P": 32, "BLOCK_N": 64, "num_warps": 2},
+    {"BLOCK_P": 32, "BLOCK_N": 32, "num_warps": 1},
+)
 
 _SUPPORTED = (torch.float16, torch.bfloat16, torch.float32)
 _NVIDIA = torch.version.cuda is not None
+
+
+def _pair_terms(s_pos, s_neg, FAST_MATH: tl.constexpr):
+    # Loss and gradient factors of one tile (a Triton helper, inlined into the kernel).
+    d = s_neg[None, :] - s_pos[:, None]  # softplus(-(s_i - s_j)) = softplus(d)
+    e = tl.exp2(-tl.abs(d) * 1.4426950408889634)  # exp(-|d|), in [0, 1]
+    u = 1.0 + e  # in [1, 2]
+    if FAST_MATH:  # one MUFU instruction each (NVIDIA): no range reduction needed on [1, 2]
+        r = tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [u],
+                                      dtype=tl.float32, is_pure=True, pack=1)
+        lg = tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [u],
+                                       dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        r = 1.0 / u
+        lg = tl.log2(u)
+    c = e - (u - 1.0)  # rounding error of 1 + e
+    loss = tl.maximum(d, 0.0) + lg * 0.6931471805599453 + c * r
+    sel = tl.where(d >= 0.0, 1.0, e)  # sigmoid(d) = sel * r
+    return loss, sel * r
+
+
+def _add_pairs(a0, a1, b0, b1):
+    # Combine function of a two-operand tl.reduce.
+    return a0 + b0, a1 + b1
+
+
+def _tile_step(s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0,
+               loss_acc, row_acc, flag_n, BLOCK_N: tl.constexpr, NEED_GRAD: tl.constexpr,
+               FAST_MATH: tl.constexpr, JOINT_REDUCE: tl.constexpr, MASKED: tl.constexpr):
+    # One tile of pairs: the positives s_pos (one tile) against negative tile nt.
+    offs_n = nt * BLOCK_N + offs_n0
+    mask_n = offs_n < N
+    # padding: +inf positives and -inf negatives make d = -inf, so sigmoid(d) = 0 exactly
+    s_neg = tl.load(neg_ptr + offs_n, mask=mask_n, other=float("-inf")).to(tl.float32)
+    flag_n += tl.where(mask_n, s_neg, 0.0) * 0.0
+    loss, sig = _pair_terms(s_pos, s_neg, FAST_MATH)
+    if MASKED:  # a padded pair's loss is lg2(1) ln 2: masked, not trusted to be 0
+        loss = tl.where(mask_p[:, None] & mask_n[None, :], loss, 0.0)
+    if NEED_GRAD:  # a padded pair's sigmoid is exactly 0: no mask
+        row_acc += sig
+        # the tile's column sums: the column gradient, and the loss by column
+        if JOINT_REDUCE:  # one reduction of both (one shared-memory round trip)
+            col_sig, col_loss = tl.reduce((sig, loss), 0, _add_pairs)
+        else:  # two: the interpreter runs a custom reduction element by element in Python
+            col_sig = tl.sum(sig, axis=0)
+            col_loss = tl.sum(loss, axis=0)
+        loss_acc += col_loss
+        col_ptrs = col_buf_ptr + g_p.to(tl.int64) * N + offs_n  # int64: G_P * N may be large
+        # the first outer iteration (pt == g_p) starts the sums: nothing to read
+        not_first = (offs_n0 * 0 + pt) != g_p  # as a vector: a scalar mask trips the interpreter
+        col_old = tl.load(col_ptrs, mask=mask_n & not_first, other=0.0)
+        tl.store(col_ptrs, col_old + col_sig, mask=mask_n)
+    else:
+        loss_acc += loss
+    return loss_acc, row_acc, flag_n
 
 
 def _pairwise_logistic_kernel(
     pos_ptr, neg_ptr, loss_buf_ptr, row_buf_ptr, col_buf_ptr,
     P, N, num_p_tiles, num_n_tiles, G_P, G_N,
     BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr, NEED_GRAD: tl.constexpr,
-    FAST_LOG2: tl.constexpr,
+    FAST_MATH: tl.constexpr, JOINT_REDUCE: tl.constexpr,
 ):
     # Decorated lazily by _kernel(): triton.jit reads TRITON_INTERPRET when it decorates.
     g_p = tl.program_id(0)
     g_n = tl.program_id(1)
     offs_p0 = tl.arange(0, BLOCK_P)
     offs_n0 = tl.arange(0, BLOCK_N)
-    # 2-D accumulators: the loss and row sums are reduced once per program / positive tile,
-    # not once per tile (saves two cross-thread reductions per tile).
-    loss_acc = tl.zeros([BLOCK_P, BLOCK_N], dtype=tl.float32)
+    full_p_tiles = P // BLOCK_P
+    full_n_tiles = N // BLOCK_N
+    # this program's share of the partial last negative tile (if there is one)
+    owns_last_n = (full_n_tiles < num_n_tiles) & (full_n_tiles % G_N == g_n)
+    # The loss: with the gradient, a column vector fed by the per-tile column reduction;
+    # without it, a 2-D tile reduced once at the end. The row sums of a positive tile: a
+    # 2-D tile reduced once after the program's inner loop.
+    if NEED_GRAD:
+        loss_acc = tl.zeros([BLOCK_N], dtype=tl.float32)
+    else:
+        loss_acc = tl.zeros([BLOCK_P, BLOCK_N], dtype=tl.float32)
     # 0 * s: exactly 0 for finite scores, NaN for NaN or inf (the finite check)
     flag_p = tl.zeros([BLOCK_P], dtype=tl.float32)
     flag_n = tl.zeros([BLOCK_N], dtype=tl.float32)
     for pt in range(g_p, num_p_tiles, G_P):
         offs_p = pt * BLOCK_P + offs_p0
         mask_p = offs_p < P
-        s_pos = tl.load(pos_ptr + offs_p, mask=mask_p, other=0.0).to(tl.float32)
-        flag_p += s_pos * 0.0
+        s_pos = tl.load(pos_ptr + offs_p, mask=mask_p, other=float("inf")).to(tl.float32)
+        flag_p += tl.where(mask_p, s_pos, 0.0) * 0.0
         row_acc = tl.zeros([BLOCK_P, BLOCK_N], dtype=tl.float32)
-        for nt in range(g_n, num_n_tiles, G_N):
-            offs_n = nt * BLOCK_N + offs_n0
-            mask_n = offs_n < N
-            s_neg = tl.load(neg_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-            flag_n += s_neg * 0.0
-            mask = mask_p[:, None] & mask_n[None, :]
-            d = s_neg[None, :] - s_pos[:, None]  # softplus(-(s_i - s_j)) = softplus(d)
-            e = tl.exp2(-tl.abs(d) * 1.4426950408889634)  # exp(-|d|), in (0, 1]
-            u = 1.0 + e
-            r = 1.0 / u
-            c = e - (u - 1.0)  # rounding error of 1 + e
-            if FAST_LOG2:  # one MUFU instruction (NVIDIA); libdevice log2f costs ~25
-                lg = tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [u],
-                                               dtype=tl.float32, is_pure=True, pack=1)
-            else:
-                lg = tl.log2(u)
-            loss = tl.maximum(d, 0.0) + lg * 0.6931471805599453 + c * r
-            loss_acc += tl.where(mask, loss, 0.0)
-            if NEED_GRAD:
-                sig = tl.where(mask, tl.where(d >= 0.0, 1.0, e) * r, 0.0)  # sigmoid(d)
-                row_acc += sig
-                col_ptrs = col_buf_ptr + g_p.to(tl.int64) * N + offs_n  # int64: G_P * N may be large
-                # the first outer iteration (pt == g_p) starts the sums: nothing to read
-                not_first = (offs_n0 * 0 + pt) != g_p  # as a vector: a scalar mask trips the interpreter
-                col_old = tl.load(col_ptrs, mask=mask_n & not_first, other=0.0)
-                tl.store(col_ptrs, col_old + tl.sum(sig, axis=0), mask=mask_n)
+        # Full tiles without a mask (the hot loop), then the partial tiles masked: separate
+        # loops, so that the compiler cannot merge the two paths into per-pair selects.
+        if pt < full_p_tiles:
+            for nt in range(g_n, full_n_tiles, G_N):
+                loss_acc, row_acc, flag_n = _tile_step(
+                    s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0, loss_acc,
+                    row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, False)
+        else:
+            for nt in range(g_n, full_n_tiles, G_N):
+                loss_acc, row_acc, flag_n = _tile_step(
+                    s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0, loss_acc,
+                    row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, True)
+        if owns_last_n:
+            loss_acc, row_acc, flag_n = _tile_step(
+                s_pos, mask_p, neg_ptr, col_buf_ptr, full_n_tiles, pt, g_p, N, offs_n0,
+                loss_acc, row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, True)
         if NEED_GRAD:
             tl.store(row_buf_ptr + g_n.to(tl.int64) * P + offs_p, tl.sum(row_acc, axis=1),
                      mask=mask_p)
             # The next outer iteration reads back this program's col_buf slice.
             tl.debug_barrier()
     flag = tl.sum(flag_p, axis=0) + tl.sum(flag_n, axis=0)
-    tl.store(loss_buf_ptr + g_p * G_N + g_n, tl.sum(tl.sum(loss_acc, axis=1), axis=0) + flag)
+    if NEED_GRAD:
+        total = tl.sum(loss_acc, axis=0)
+    else:
+        total = tl.sum(tl.sum(loss_acc, axis=1), axis=0)
+    tl.store(loss_buf_ptr + g_p * G_N + g_n, total + flag)
 
 
 _KERNELS: dict[bool, object] = {}
@@ -145,9 +247,20 @@ def interpreter_enabled() -> bool:
 
 
 def _kernel():
+    """The kernel, decorated for the current mode (compiled, or the Triton interpreter)."""
     mode = interpreter_enabled()
     if mode not in _KERNELS:
-        _KERNELS[mode] = triton.jit(_pairwise_logistic_kernel)
+        # The helpers must be decorated in the same mode as the kernel that calls them, so
+        # the three functions are rebuilt over one copy of this module's globals that holds
+        # the decorated helpers.
+        scope = dict(globals())
+
+        def rebuilt(fn):
+            return types.FunctionType(fn.__code__, scope, fn.__name__)
+
+        for helper in (_add_pairs, _pair_terms, _tile_step):
+            scope[helper.__name__] = triton.jit(rebuilt(helper))
+        _KERNELS[mode] = triton.jit(rebuilt(_pairwise_logistic_kernel))
     return _KERNELS[mode]
 
 
@@ -173,8 +286,9 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
         Also compute ``row[i] = sum_j sigmoid(s_j - s_i)`` and
         ``col[j] = sum_i sigmoid(s_j - s_i)``.
     **config
-        Overrides of :data:`DEFAULT_CONFIG` (``BLOCK_P``, ``BLOCK_N``: powers of two;
-        ``num_warps``; ``max_groups``; ``target_programs``; ``fast_log2``).
+        Overrides of the size's configuration (:func:`tile_config`): ``BLOCK_P``,
+        ``BLOCK_N`` (powers of two), ``num_warps``, ``max_groups``,
+        ``target_programs``, ``fast_math``, ``joint_reduce``.
 
     Returns
     -------
@@ -186,26 +300,25 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     Raises
     ------
     ValueError
-        If the tensors are on the CPU without ``TRITON_INTERPRET=1``, or of an unsupported dtype.
+        If the tensors are on the CPU without ``TRITON_INTERPRET=1``, of an unsupported
+        dtype, or a configuration key is unknown.
     """
-    cfg = DEFAULT_CONFIG if not config else {**DEFAULT_CONFIG, **config}
     if pos.dtype not in _SUPPORTED:
         raise ValueError(f"backend='triton' supports dtypes {_SUPPORTED}, got {pos.dtype}; "
                          "use backend='torch' for float64")
     dev = pos.device
-    if dev.type != "cuda" and not interpreter_enabled():
+    interpret = interpreter_enabled()
+    if dev.type != "cuda" and not interpret:
         raise ValueError(f"backend='triton' needs CUDA tensors, got device {dev}; "
                          "set TRITON_INTERPRET=1 before the first call to run it on the CPU "
                          "(slow, for testing), or use backend='torch'")
     pos = pos.detach().contiguous()
     neg = neg.detach().contiguous()
     P, N = pos.shape[0], neg.shape[0]
-    bp, bn, num_p_tiles, num_n_tiles, g_p, g_n, warps = _launch_plan(
-        P, N, int(cfg["BLOCK_P"]), int(cfg["BLOCK_N"]), int(cfg["num_warps"]),
-        int(cfg["max_groups"]), int(cfg["target_programs"]))
-    # lg2.approx inline PTX: NVIDIA CUDA builds only, never under the interpreter
-    fast_log2 = bool(cfg["fast_log2"]) and dev.type == "cuda" and _NVIDIA \
-        and not interpreter_enabled()
+    # rcp/lg2.approx inline PTX: NVIDIA CUDA builds only, never under the interpreter
+    nvidia = dev.type == "cuda" and _NVIDIA and not interpret
+    g_p, g_n, num_p_tiles, num_n_tiles, meta = _launch_plan(
+        P, N, bool(need_grad), nvidia, interpret, tuple(sorted(config.items())))
     f32 = {"dtype": torch.float32, "device": dev}
     loss_buf = torch.empty((g_p, g_n), **f32)
     if need_grad:
@@ -214,8 +327,6 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     else:  # never touched by the kernel
         row_buf = col_buf = loss_buf
     args = (pos, neg, loss_buf, row_buf, col_buf, P, N, num_p_tiles, num_n_tiles, g_p, g_n)
-    meta = {"BLOCK_P": bp, "BLOCK_N": bn, "NEED_GRAD": bool(need_grad), "FAST_LOG2": fast_log2,
-            "num_warps": warps}
     if dev.type == "cuda" and dev.index is not None and dev.index != torch.cuda.current_device():
         with torch.cuda.device(dev):
             _kernel()[(g_p, g_n)](*args, **meta)
@@ -230,11 +341,52 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     return loss, row, col
 
 
-@functools.lru_cache(maxsize=256)
-def _launch_plan(P: int, N: int, bp: int, bn: int, num_warps: int, max_groups: int,
-                 target_programs: int) -> tuple[int, int, int, int, int, int, int]:
-    """Tiles, tile counts and grid of one launch (cached: computed once per size and config)."""
-    num_p_tiles, num_n_tiles = triton.cdiv(P, bp), triton.cdiv(N, bn)
-    g_p, g_n = _groups(num_p_tiles, num_n_tiles, max_groups, target_programs)
-    return bp, bn, num_p_tiles, num_n_tiles, g_p, g_n, num_warps
+def tile_config(pairs: int, **overrides) -> dict:
+    """The configuration that a problem of ``pairs = P * N`` pairs runs with.
 
+    Parameters
+    ----------
+    pairs : int
+        ``P * N``.
+    **overrides
+        Keys of :data:`DEFAULT_CONFIG`; they win over the table.
+
+    Returns
+    -------
+    dict
+        :data:`DEFAULT_CONFIG`, updated by the first :data:`TILE_TABLE` row whose bound
+        is at least ``pairs``, then by ``overrides``.
+
+    Examples
+    --------
+    >>> from lowrank.kernels._triton import tile_config
+    >>> cfg = tile_config(4096 * 4096, BLOCK_N=128)
+    >>> cfg["BLOCK_P"], cfg["BLOCK_N"]
+    (64, 128)
+    """
+    unknown = set(overrides) - set(DEFAULT_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown Triton configuration keys {sorted(unknown)}; "
+                         f"expected some of {sorted(DEFAULT_CONFIG)}")
+    row = next(cfg for bound, cfg in TILE_TABLE if pairs <= bound)
+    return {**DEFAULT_CONFIG, **row, **overrides}
+
+
+@functools.lru_cache(maxsize=256)
+def _launch_plan(P: int, N: int, need_grad: bool, nvidia: bool, interpret: bool,
+                 overrides: tuple) -> tuple[int, int, int, int, dict]:
+    """Grid, tile counts and compile-time arguments of one launch (cached per size and config).
+
+    The returned ``meta`` dict is shared between calls: pass it as ``**meta``, never modify it.
+    """
+    cfg = tile_config(P * N, **dict(overrides))
+    bp, bn = int(cfg["BLOCK_P"]), int(cfg["BLOCK_N"])
+    num_p_tiles, num_n_tiles = triton.cdiv(P, bp), triton.cdiv(N, bn)
+    g_p, g_n = _groups(num_p_tiles, num_n_tiles, int(cfg["max_groups"]),
+                       int(cfg["target_programs"]))
+    joint = cfg["joint_reduce"]
+    meta = {"BLOCK_P": bp, "BLOCK_N": bn, "NEED_GRAD": need_grad,
+            "FAST_MATH": bool(cfg["fast_math"]) and nvidia,
+            "JOINT_REDUCE": (not interpret) if joint is None else bool(joint),
+            "num_warps": int(cfg["num_warps"])}
+    return g_p, g_n, num_p_tiles, num_n_tiles, meta
