@@ -45,7 +45,7 @@ def test_hot_loop_with_gradient(tmp_path):
     for r in rows:
         tile = (r["BLOCK_P"], r["BLOCK_N"], r["num_warps"])
         assert r["mufu_per_pair"] == 3.0, tile  # ex2, lg2, rcp: one instruction each
-        assert r["instructions_per_pair"] <= 19.0, (tile, r["opcodes"])
+        assert r["instructions_per_pair"] <= 19.5, (tile, r["opcodes"])  # 26 before
         assert r["local_memory"] == 0, tile  # no spills inside the hot loop
         assert r["opcodes"].get("FSETP.GT.AND", 0) == 0, tile  # no division range check
         assert r["registers"] <= 255
@@ -54,5 +54,5 @@ def test_hot_loop_with_gradient(tmp_path):
 def test_hot_loop_loss_only(tmp_path):
     for r in _profiles(tmp_path, "--no-grad"):
         assert r["mufu_per_pair"] == 3.0
-        assert r["instructions_per_pair"] <= 13.5, r["opcodes"]
+        assert r["instructions_per_pair"] <= 14.5, r["opcodes"]  # 20.4 before
         assert r["barriers"] == 0  # no reduction inside the loop without the gradient
