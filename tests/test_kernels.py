@@ -535,6 +535,23 @@ def test_triton_far_pairs(backend, P, N):
     torch.testing.assert_close(col.cpu(), torch.full((P,), float(N)), rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("cfg", [{}, {"BLOCK_P": 16, "BLOCK_N": 32, "max_groups": 2,
+                                       "target_programs": 1}])
+@pytest.mark.parametrize("backend", ["triton"], indirect=True)
+def test_triton_scales_inside_the_kernel(backend, cfg):
+    """Loss, row and column factors applied to the partial sums (one program, or 2 x 2)."""
+    from lowrank.kernels import _triton
+
+    pos, neg = backend.put(*scores(40, 50, seed=11))
+    loss, row, col = _triton.pairwise_logistic_sums(pos, neg, True, **cfg)
+    s_loss, s_row, s_col = _triton.pairwise_logistic_sums(pos, neg, True, (0.5, -2.0, 3.0), **cfg)
+    torch.testing.assert_close(s_loss, 0.5 * loss, rtol=1e-6, atol=0)
+    torch.testing.assert_close(s_row, -2.0 * row, rtol=1e-6, atol=0)
+    torch.testing.assert_close(s_col, 3.0 * col, rtol=1e-6, atol=0)
+    only = _triton.pairwise_logistic_sums(pos, neg, False, (0.25, 1.0, 1.0), **cfg)[0]
+    torch.testing.assert_close(only, 0.25 * loss, rtol=1e-6, atol=0)
+
+
 def test_triton_tile_table_and_overrides(monkeypatch):
     pytest.importorskip("triton")
     from lowrank.kernels import _triton

@@ -185,12 +185,18 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
 
 
 def _sums(pos: torch.Tensor, neg: torch.Tensor, backend: str, need_grad: bool,
-          max_memory_bytes: int):
+          max_memory_bytes: int, scale: float):
+    """Loss, ``-scale * row`` and ``scale * col`` sums: scaled by the Triton kernel itself."""
     if backend == "triton":
         from . import _triton
 
-        return _triton.pairwise_logistic_sums(pos, neg, need_grad)
-    return pairwise_logistic_sums_chunked(pos, neg, need_grad, max_memory_bytes)
+        return _triton.pairwise_logistic_sums(pos, neg, need_grad, (scale, -scale, scale))
+    loss, row, col = pairwise_logistic_sums_chunked(pos, neg, need_grad, max_memory_bytes)
+    if scale != 1.0:  # fresh buffers: scaled in place
+        loss = loss.mul_(scale)
+    if need_grad:
+        row, col = row.mul_(-scale), (col if scale == 1.0 else col.mul_(scale))
+    return loss, row, col
 
 
 class PairwiseLogisticFunction(torch.autograd.Function):
@@ -237,13 +243,11 @@ class PairwiseLogisticFunction(torch.autograd.Function):
                 max_memory_bytes: int) -> torch.Tensor:
         """Loss of validated inputs; saves the scaled gradient sums when a grad is needed."""
         need_grad = bool(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
-        loss, row, col = _sums(pos, neg, backend, need_grad, max_memory_bytes)
         scale = 1.0 / (pos.shape[0] * neg.shape[0]) if mean else 1.0
-        if need_grad:  # row, col and loss are fresh buffers of _sums: scaled in place
-            ctx.save_for_backward(row.mul_(-scale), col.mul_(scale))
+        loss, row, col = _sums(pos, neg, backend, need_grad, max_memory_bytes, scale)
+        if need_grad:
+            ctx.save_for_backward(row, col)
             ctx.in_dtypes = (pos.dtype, neg.dtype)
-        if scale != 1.0:
-            loss = loss.mul_(scale)
         return loss.to(pos.dtype)
 
     @staticmethod

@@ -24,6 +24,7 @@ __all__ = ["profile", "SIGNATURE"]
 SIGNATURE = {"pos_ptr": "*fp32", "neg_ptr": "*fp32", "loss_buf_ptr": "*fp32",
              "row_buf_ptr": "*fp32", "col_buf_ptr": "*fp32", "P": "i32", "N": "i32",
              "num_p_tiles": "i32", "num_n_tiles": "i32", "G_P": "i32", "G_N": "i32",
+             "loss_scale": "fp32", "row_scale": "fp32", "col_scale": "fp32",
              "BLOCK_P": "constexpr", "BLOCK_N": "constexpr", "NEED_GRAD": "constexpr",
              "FAST_MATH": "constexpr", "JOINT_REDUCE": "constexpr"}
 

@@ -147,7 +147,7 @@ def _add_pairs(a0, a1, b0, b1):
     return a0 + b0, a1 + b1
 
 
-def _tile_step(s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0,
+def _tile_step(s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0, col_scale,
                loss_acc, row_acc, flag_n, BLOCK_N: tl.constexpr, NEED_GRAD: tl.constexpr,
                FAST_MATH: tl.constexpr, JOINT_REDUCE: tl.constexpr, MASKED: tl.constexpr):
     # One tile of pairs: the positives s_pos (one tile) against negative tile nt.
@@ -172,7 +172,7 @@ def _tile_step(s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0,
         # the first outer iteration (pt == g_p) starts the sums: nothing to read
         not_first = (offs_n0 * 0 + pt) != g_p  # as a vector: a scalar mask trips the interpreter
         col_old = tl.load(col_ptrs, mask=mask_n & not_first, other=0.0)
-        tl.store(col_ptrs, col_old + col_sig, mask=mask_n)
+        tl.store(col_ptrs, col_old + col_sig * col_scale, mask=mask_n)
     else:
         loss_acc += loss
     return loss_acc, row_acc, flag_n
@@ -180,7 +180,7 @@ def _tile_step(s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0,
 
 def _pairwise_logistic_kernel(
     pos_ptr, neg_ptr, loss_buf_ptr, row_buf_ptr, col_buf_ptr,
-    P, N, num_p_tiles, num_n_tiles, G_P, G_N,
+    P, N, num_p_tiles, num_n_tiles, G_P, G_N, loss_scale, row_scale, col_scale,
     BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr, NEED_GRAD: tl.constexpr,
     FAST_MATH: tl.constexpr, JOINT_REDUCE: tl.constexpr,
 ):
@@ -214,20 +214,20 @@ def _pairwise_logistic_kernel(
         if pt < full_p_tiles:
             for nt in range(g_n, full_n_tiles, G_N):
                 loss_acc, row_acc, flag_n = _tile_step(
-                    s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0, loss_acc,
+                    s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0, col_scale, loss_acc,
                     row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, False)
         else:
             for nt in range(g_n, full_n_tiles, G_N):
                 loss_acc, row_acc, flag_n = _tile_step(
-                    s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0, loss_acc,
+                    s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0, col_scale, loss_acc,
                     row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, True)
         if owns_last_n:
             loss_acc, row_acc, flag_n = _tile_step(
                 s_pos, mask_p, neg_ptr, col_buf_ptr, full_n_tiles, pt, g_p, N, offs_n0,
-                loss_acc, row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, True)
+                col_scale, loss_acc, row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, True)
         if NEED_GRAD:
-            tl.store(row_buf_ptr + g_n.to(tl.int64) * P + offs_p, tl.sum(row_acc, axis=1),
-                     mask=mask_p)
+            tl.store(row_buf_ptr + g_n.to(tl.int64) * P + offs_p,
+                     tl.sum(row_acc, axis=1) * row_scale, mask=mask_p)
             # The next outer iteration reads back this program's col_buf slice.
             tl.debug_barrier()
     flag = tl.sum(flag_p, axis=0) + tl.sum(flag_n, axis=0)
@@ -235,7 +235,7 @@ def _pairwise_logistic_kernel(
         total = tl.sum(loss_acc, axis=0)
     else:
         total = tl.sum(tl.sum(loss_acc, axis=1), axis=0)
-    tl.store(loss_buf_ptr + g_p * G_N + g_n, total + flag)
+    tl.store(loss_buf_ptr + g_p * G_N + g_n, total * loss_scale + flag)
 
 
 _KERNELS: dict[bool, object] = {}
@@ -274,6 +274,7 @@ def _groups(num_p_tiles: int, num_n_tiles: int, max_groups: int,
 
 
 def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool = True,
+                           scales: tuple[float, float, float] = (1.0, 1.0, 1.0),
                            **config) -> tuple[torch.Tensor, torch.Tensor | None,
                                               torch.Tensor | None]:
     """Sum of ``softplus(s_j - s_i)`` over all pairs, and its gradient sums, with Triton.
@@ -285,6 +286,10 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     need_grad : bool, default True
         Also compute ``row[i] = sum_j sigmoid(s_j - s_i)`` and
         ``col[j] = sum_i sigmoid(s_j - s_i)``.
+    scales : tuple of 3 floats, default (1, 1, 1)
+        Factors of the loss, ``row`` and ``col``, applied by the kernel to its partial
+        sums (``(1 / (P N), -1 / (P N), 1 / (P N))`` gives the mean loss and its
+        gradients with no further launch).
     **config
         Overrides of the size's configuration (:func:`tile_config`): ``BLOCK_P``,
         ``BLOCK_N`` (powers of two), ``num_warps``, ``max_groups``,
@@ -293,9 +298,10 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     Returns
     -------
     loss : torch.Tensor
-        0-d float32 tensor, the sum over all ``P * N`` pairs.
+        0-d float32 tensor, the sum over all ``P * N`` pairs (times ``scales[0]``).
     row, col : torch.Tensor or None
-        float32 tensors of shape (P,) and (N,) (``None`` unless ``need_grad``).
+        float32 tensors of shape (P,) and (N,), times ``scales[1]`` and ``scales[2]``
+        (``None`` unless ``need_grad``).
 
     Raises
     ------
@@ -326,7 +332,9 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
         col_buf = torch.empty((g_p, N), **f32)  # the kernel writes before it reads
     else:  # never touched by the kernel
         row_buf = col_buf = loss_buf
-    args = (pos, neg, loss_buf, row_buf, col_buf, P, N, num_p_tiles, num_n_tiles, g_p, g_n)
+    loss_scale, row_scale, col_scale = (float(x) for x in scales)
+    args = (pos, neg, loss_buf, row_buf, col_buf, P, N, num_p_tiles, num_n_tiles, g_p, g_n,
+            loss_scale, row_scale, col_scale)
     if dev.type == "cuda" and dev.index is not None and dev.index != torch.cuda.current_device():
         with torch.cuda.device(dev):
             _kernel()[(g_p, g_n)](*args, **meta)
