@@ -552,6 +552,44 @@ def test_triton_scales_inside_the_kernel(backend, cfg):
     torch.testing.assert_close(only, 0.25 * loss, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("P,computing_ops", [(64, []), (4096, ["aten.sum"] * 3)])
+def test_triton_step_dispatches_no_extra_work(monkeypatch, P, computing_ops):
+    """Host work of a mean-loss step around the kernel (here a no-op stand-in), op by op.
+
+    Forward: output buffers, and a reduction of the per-program sums only when there are
+    several programs (no scaling, casting or finite-check ops: the kernel does those).
+    Backward: the gradient sums times the incoming gradient.
+    """
+    pytest.importorskip("triton")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from lowrank.kernels import _triton
+
+    class Launch:
+        def __getitem__(self, grid):
+            return lambda *args, **meta: None
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func).rsplit(".", 1)[0])
+            return func(*args, **(kwargs or {}))
+
+    monkeypatch.setattr(_triton, "_kernel", lambda: Launch())
+    monkeypatch.setattr(_triton, "interpreter_enabled", lambda: True)  # CPU tensors accepted
+    free = {"aten.detach", "aten.empty", "aten.view", "aten.select"}  # no arithmetic
+    p, n = torch.randn(P, requires_grad=True), torch.randn(P, requires_grad=True)
+    with Ops() as fwd:
+        loss = pairwise_logistic(p, n, reduction="mean", backend="triton", finite_check="nan")
+    assert [o for o in fwd.names if o not in free] == computing_ops, fwd.names
+    with Ops() as bwd:
+        loss.backward()
+    assert [o for o in bwd.names if o not in free] == ["aten.ones_like", "aten.mul", "aten.mul"]
+
+
 def test_triton_tile_table_and_overrides(monkeypatch):
     pytest.importorskip("triton")
     from lowrank.kernels import _triton
