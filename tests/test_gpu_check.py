@@ -32,7 +32,7 @@ def test_gpu_check_on_cpu(tmp_path):  # about 5 s
     assert kernel["ok"], kernel.get("traceback")
     rows = {(r["backend"], r["P"]): r for r in kernel["rows"]}
     assert set(rows) == {(b, s) for b in ("naive", "torch", "auto") for s in (64, 256)}
-    for (backend, size), r in rows.items():
+    for (_, size), r in rows.items():
         assert r["median_s"] > 0 and r["pairs"] == size * size
         assert r["speedup_vs_naive"] == pytest.approx(
             rows[("naive", size)]["median_s"] / r["median_s"])
