@@ -79,6 +79,28 @@ def triton_mode() -> str:
     return "interpreter" if isinstance(standard.sum, InterpretedFunction) else "none"
 
 
+def old_interpreter() -> bool:
+    """Triton < 3.7 under NumPy 2: its interpreter cannot run the kernel.
+
+    It turns the program id, a one-element array, into a loop bound with ``int()``, which
+    NumPy 2 refuses ("only 0-dimensional arrays can be converted to Python scalars").
+    Compiled on a GPU, those versions run the kernel (Triton 3.6 was measured on an H200).
+    """
+    if not HAS_TRITON:
+        return False
+    import numpy
+    import triton
+
+    def version(text: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in text.split(".")[:2] if x.isdigit())
+
+    return version(triton.__version__) < (3, 7) and version(numpy.__version__) >= (2,)
+
+
+OLD_INTERPRETER_REASON = ("Triton < 3.7's interpreter cannot run the kernel under NumPy 2; "
+                          "install triton>=3.7 to test the kernel on the CPU")
+
+
 @dataclass(frozen=True)
 class Backend:
     """A backend of :func:`lowrank.kernels.pairwise_logistic` and the device of its inputs."""
@@ -108,6 +130,8 @@ def backend(request) -> Backend:
         pytest.skip("triton is not installed" if not HAS_TRITON else
                     "triton was imported in compiled mode without a CUDA device: run pytest "
                     "in a fresh process so that conftest switches the interpreter on")
+    if mode == "interpreter" and old_interpreter():
+        pytest.skip(OLD_INTERPRETER_REASON)
     return Backend("triton", torch.device("cuda" if mode == "cuda" else "cpu"))
 
 

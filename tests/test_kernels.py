@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import OLD_INTERPRETER_REASON, old_interpreter
 
 import lowrank.kernels as K
 from lowrank.cli import load_script
@@ -661,6 +662,7 @@ def test_triton_single_program_returns_its_buffers(backend):
 
 
 @needs_triton
+@pytest.mark.skipif(old_interpreter(), reason=OLD_INTERPRETER_REASON)
 def test_triton_interpreter_in_fresh_process():
     """The documented route: TRITON_INTERPRET=1 in the environment before Python starts."""
     code = textwrap.dedent("""
