@@ -15,6 +15,8 @@ Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out`` (default ``$OUT``):
   configuration of ``TILE_CANDIDATES`` at P = N in 4,096 ... 262,144, its fraction of the
   special-function bound, its worst relative error against float64 at 4,096, and the
   ``TILE_TABLE`` that these timings give for ``lowrank.kernels._triton``;
+* ``grid_slots``: the programs per SM the kernel read from each compiled configuration,
+  which size its grid (or why it could not, and used the fixed grid);
 * ``determinism`` also checks that far pairs (d = -100) give a loss of exactly 0
   (``lg2.approx(1) = 0``, which the kernel's far pairs rely on).
 
@@ -364,6 +366,16 @@ def suggest_tile_table(rows: list[dict]) -> tuple[dict, list]:
     return {s: b["tile"] for s, b in best.items()}, table
 
 
+def grid_slots() -> list[dict]:
+    """The resident programs the kernel found per device and configuration (its grid rule)."""
+    if not triton_available():
+        return []
+    from lowrank.kernels import _triton
+
+    return [{"device": k[0], "config": dict(k[1]), "dtype": str(k[2]), "slots": v[0],
+             "note": v[1]} for k, v in _triton.SLOTS.items()]
+
+
 def determinism(dev: torch.device, size: int = 65536) -> dict:
     if dev.type != "cuda" or not triton_available():
         return {"skipped": "no CUDA device or no triton"}
@@ -417,7 +429,7 @@ def markdown(report: dict) -> str:
                          f"| {'-' if frac is None else format(frac, '.0%')} "
                          f"| {'-' if err is None else format(err, '.2e')} |")
         lines += ["", f"suggested TILE_TABLE: {t.get('suggested_tile_table')}"]
-    for key in ("host_enqueue_us", "determinism", "deep"):
+    for key in ("grid_slots", "host_enqueue_us", "determinism", "deep"):
         if key in report:
             lines += ["", f"## {key}", "", "```", json.dumps(report[key], indent=1)[:4000], "```"]
     return "\n".join(lines) + "\n"
@@ -460,6 +472,7 @@ def main(argv=None) -> dict:
             for b in ("auto", "triton", "naive")})
     report["kernel"] = _guard(kernel_timings, dev, sizes, args.backends, args.budget)
     report["tiles"] = _guard(tile_sweep, dev, budget_s=args.tile_budget)
+    report["grid_slots"] = grid_slots()
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str), "utf-8")
     (args.out / "gpu_check.md").write_text(markdown(report), "utf-8")
     print(markdown(report), flush=True)

@@ -40,6 +40,7 @@ def test_gpu_check_on_cpu(tmp_path):  # about 5 s
     assert rows[("auto", 64)]["resolved"] == "naive"  # the CPU table: naive up to 2**17 pairs
     assert report["tiles"]["skipped"] == "no CUDA device or no triton"
     assert report["determinism"]["skipped"] == "no CUDA device or no triton"
+    assert isinstance(report["grid_slots"], list)  # filled by CUDA launches only
     saved = json.loads((tmp_path / "gpu_check.json").read_text("utf-8"))
     assert saved["kernel"]["rows"][0]["backend"] in ("naive", "torch", "auto")
     md = (tmp_path / "gpu_check.md").read_text("utf-8")

@@ -613,6 +613,53 @@ def test_triton_tile_table_and_overrides(monkeypatch):
         _triton._launch_plan.cache_clear()
 
 
+def test_triton_occupancy_limits():
+    pytest.importorskip("triton")
+    from lowrank.kernels._triton import occupancy
+
+    assert occupancy(168, 4) == 3  # registers: 168 x 32 = 5,376 a warp, 21,504 a program
+    assert occupancy(161, 4) == 3  # 161 rounds up to 168 (256 registers a warp at a time)
+    assert occupancy(255, 8) == 1 and occupancy(32, 8) == 8  # 64 warps an SM at most
+    assert occupancy(16, 1) == 32  # 32 programs an SM at most
+    assert occupancy(64, 1, 32 * 1024, shared_per_sm=228 * 1024) == 7  # shared memory
+    assert occupancy(255, 32) == 0  # does not fit at all
+
+
+def test_triton_balanced_grid_never_slower_than_the_fixed_grid():
+    """Its cost model (waves x tiles of the busiest program) against the fixed grid's."""
+    pytest.importorskip("triton")
+    from lowrank.kernels._triton import _groups, balanced_grid
+
+    def cost(tp, tn, slots, g_p, g_n):
+        return math.ceil(g_p * g_n / slots) * math.ceil(tp / g_p) * math.ceil(tn / g_n)
+
+    for tp, tn in [(1024, 1024), (64, 64), (4096, 4096), (1, 100000), (7, 300), (16, 16)]:
+        fixed = _groups(tp, tn, 32, 1024)
+        for slots in (132, 396, 528, 924, 1056):
+            g_p, g_n = balanced_grid(tp, tn, slots, *fixed)
+            assert 1 <= g_p <= fixed[0] and 1 <= g_n <= fixed[1]  # the memory bound holds
+            assert cost(tp, tn, slots, g_p, g_n) <= cost(tp, tn, slots, *fixed)
+    assert balanced_grid(1024, 1024, 396, 32, 32) == (18, 22)
+    assert cost(1024, 1024, 396, 18, 22) == 2679 < cost(1024, 1024, 396, 32, 32) == 3072
+    assert balanced_grid(2, 3, 396, 2, 3) == (2, 3)  # fewer tiles than slots
+
+
+def test_triton_slots_fall_back_with_the_reason(monkeypatch):
+    pytest.importorskip("triton")
+    from lowrank.kernels import _triton
+
+    class Broken:
+        def warmup(self, *args, **kwargs):
+            raise RuntimeError("no driver")
+
+    monkeypatch.setattr(_triton, "_kernel", lambda: Broken())
+    monkeypatch.setattr(_triton, "SLOTS", {})
+    z = torch.zeros(4)
+    assert _triton._slots(torch.device("cpu"), z, z, 4, 4, 1, 1, {"num_warps": 4}) is None
+    (note,) = [v[1] for v in _triton.SLOTS.values()]
+    assert "fixed grid" in note and "no driver" in note
+
+
 def test_triton_unknown_config_key_is_an_error():
     pytest.importorskip("triton")
     from lowrank.kernels import _triton

@@ -58,9 +58,17 @@ infinite, so the loss flags non-finite inputs without a host-side check.
 The buffers are then summed by torch along their first axis, in a fixed order.
 The result is therefore **bit-deterministic for a given device, dtype and tile
 configuration** (``BLOCK_P``, ``BLOCK_N``, number of warps and the grid
-``G_P x G_N``, which depends only on ``P``, ``N`` and the tile sizes). The
-configuration of a size comes from a fixed table (:data:`TILE_TABLE`), not from
-timings at run time. The buffers hold ``G_P G_N + G_N P + G_P N`` float32
+``G_P x G_N``, which depends only on ``P``, ``N``, the tile sizes and, on a GPU,
+the number of programs it holds at once). The configuration of a size comes from
+a fixed table (:data:`TILE_TABLE`), not from timings at run time.
+
+Grid: on a GPU, the number of programs that fit at once (``slots``: SMs times
+:func:`occupancy` of the compiled kernel, read once per device and configuration)
+sizes the grid with :func:`balanced_grid`, usually one wave of about ``slots``
+programs; a fixed 1,024 programs would leave part of the GPU idle in a last,
+partial wave (three programs per SM on 132 SMs: 2.6 waves, so 3). Elsewhere, and
+if the occupancy cannot be read (the reason is kept in :data:`SLOTS`), the grid
+is the fixed one. The buffers hold ``G_P G_N + G_N P + G_P N`` float32
 numbers, with ``G_P, G_N <= max_groups`` (default 32, grown only along a
 dimension whose tile count is small), so the extra memory is O(P + N).
 
@@ -89,8 +97,8 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["pairwise_logistic_sums", "interpreter_enabled", "tile_config", "DEFAULT_CONFIG",
-           "TILE_TABLE", "TILE_CANDIDATES"]
+__all__ = ["pairwise_logistic_sums", "interpreter_enabled", "tile_config", "occupancy",
+           "balanced_grid", "DEFAULT_CONFIG", "TILE_TABLE", "TILE_CANDIDATES", "SLOTS"]
 
 #: Default configuration. ``BLOCK_P`` x ``BLOCK_N`` with ``num_warps``: the tile configuration
 #: (64 x 64 with 4 warps was the fastest with the gradient sums on an H200 at
@@ -273,6 +281,61 @@ def _groups(num_p_tiles: int, num_n_tiles: int, max_groups: int,
     return g_p, g_n
 
 
+def occupancy(registers: int, num_warps: int, shared_bytes: int = 0, *,
+              registers_per_sm: int = 65536, max_warps_per_sm: int = 64,
+              max_programs_per_sm: int = 32, shared_per_sm: int | None = None) -> int:
+    """Programs of a kernel that one streaming multiprocessor holds at once.
+
+    Registers are allocated per warp in units of 256 (8 per thread); the other limits are
+    the resident warps, the resident programs and the shared memory of an SM (defaults:
+    NVIDIA compute capabilities 8.0 and 9.0).
+
+    Examples
+    --------
+    >>> occupancy(168, 4)  # 168 x 32 = 5,376 registers a warp: 21,504 a program
+    3
+    >>> occupancy(137, 2), occupancy(114, 4), occupancy(40, 1)
+    (7, 4, 32)
+    """
+    per_warp = -(-registers * 32 // 256) * 256
+    limits = [max_programs_per_sm, max_warps_per_sm // num_warps,
+              registers_per_sm // max(1, per_warp * num_warps)]
+    if shared_bytes and shared_per_sm:
+        limits.append(shared_per_sm // shared_bytes)
+    return max(0, min(limits))
+
+
+@functools.lru_cache(maxsize=1024)
+def balanced_grid(num_p_tiles: int, num_n_tiles: int, slots: int, max_g_p: int,
+                  max_g_n: int) -> tuple[int, int]:
+    """Grid ``(G_P, G_N)`` that finishes first when ``slots`` programs run at once.
+
+    Program ``(g_p, g_n)`` does ``ceil(num_p_tiles / G_P) * ceil(num_n_tiles / G_N)``
+    tiles at most, and ``G_P G_N`` programs take ``ceil(G_P G_N / slots)`` waves, so the
+    time is about their product (in tile times); the grid with the smallest one wins,
+    with the fewest programs among equals. A grid of a fixed size instead (1,024
+    programs) leaves ``slots`` partly idle in its last wave: with 396 slots (an H100 or
+    H200 with three programs per SM) at P = N = 65,536, 1,024 programs take 3 waves of
+    1,024 tiles (3,072) where 18 x 22 programs take one of 2,679 (ideal: 2,648).
+
+    Examples
+    --------
+    >>> balanced_grid(1024, 1024, 396, 32, 32)
+    (18, 22)
+    >>> balanced_grid(2, 3, 396, 32, 32)  # fewer tiles than slots: one tile a program
+    (2, 3)
+    """
+    best = None
+    for g_p in range(1, max_g_p + 1):
+        rows = -(-num_p_tiles // g_p)
+        for g_n in range(1, max_g_n + 1):
+            programs = g_p * g_n
+            cost = -(-programs // slots) * rows * -(-num_n_tiles // g_n)
+            if best is None or (cost, programs) < best[0]:
+                best = ((cost, programs), (g_p, g_n))
+    return best[1]
+
+
 def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool = True,
                            scales: tuple[float, float, float] = (1.0, 1.0, 1.0),
                            **config) -> tuple[torch.Tensor, torch.Tensor | None,
@@ -325,6 +388,10 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     nvidia = dev.type == "cuda" and _NVIDIA and not interpret
     g_p, g_n, num_p_tiles, num_n_tiles, meta = _launch_plan(
         P, N, bool(need_grad), nvidia, interpret, tuple(sorted(config.items())))
+    if dev.type == "cuda" and not interpret:  # one wave of programs sized to the GPU
+        slots = _slots(dev, pos, neg, P, N, num_p_tiles, num_n_tiles, meta)
+        if slots:
+            g_p, g_n = balanced_grid(num_p_tiles, num_n_tiles, slots, g_p, g_n)
     f32 = {"dtype": torch.float32, "device": dev}
     loss_buf = torch.empty((g_p, g_n), **f32)
     if need_grad:
@@ -383,9 +450,11 @@ def tile_config(pairs: int, **overrides) -> dict:
 @functools.lru_cache(maxsize=256)
 def _launch_plan(P: int, N: int, need_grad: bool, nvidia: bool, interpret: bool,
                  overrides: tuple) -> tuple[int, int, int, int, dict]:
-    """Grid, tile counts and compile-time arguments of one launch (cached per size and config).
+    """Fixed grid, tile counts and compile-time arguments of one launch (cached).
 
-    The returned ``meta`` dict is shared between calls: pass it as ``**meta``, never modify it.
+    The grid is the one of :func:`_groups`, an upper bound per dimension for
+    :func:`balanced_grid` on a GPU. The returned ``meta`` dict is shared between calls:
+    pass it as ``**meta``, never modify it.
     """
     cfg = tile_config(P * N, **dict(overrides))
     bp, bn = int(cfg["BLOCK_P"]), int(cfg["BLOCK_N"])
@@ -398,3 +467,33 @@ def _launch_plan(P: int, N: int, need_grad: bool, nvidia: bool, interpret: bool,
             "JOINT_REDUCE": (not interpret) if joint is None else bool(joint),
             "num_warps": int(cfg["num_warps"])}
     return g_p, g_n, num_p_tiles, num_n_tiles, meta
+
+
+#: Resident programs per (device index, compile-time arguments): ``(slots, note)``, where
+#: ``slots`` is the SM count times :func:`occupancy` of the compiled kernel, or ``None``
+#: with the reason when it could not be read (the fixed grid is used then).
+SLOTS: dict[tuple, tuple[int | None, str]] = {}
+
+
+def _slots(dev: torch.device, pos: torch.Tensor, neg: torch.Tensor, P: int, N: int,
+           num_p_tiles: int, num_n_tiles: int, meta: dict) -> int | None:
+    """Programs of this kernel that the GPU ``dev`` holds at once (``None`` if unknown)."""
+    key = (dev.index, tuple(sorted(meta.items())), pos.dtype)
+    if key not in SLOTS:
+        try:
+            f32 = torch.empty(1, dtype=torch.float32, device=dev)
+            compiled = _kernel().warmup(pos, neg, f32, f32, f32, P, N, num_p_tiles,
+                                        num_n_tiles, 2, 2, 1.0, 1.0, 1.0, grid=(1,), **meta)
+            compiled._init_handles()
+            props = torch.cuda.get_device_properties(dev)
+            per_sm = occupancy(
+                int(compiled.n_regs), meta["num_warps"], int(compiled.metadata.shared),
+                registers_per_sm=int(getattr(props, "regs_per_multiprocessor", 65536)),
+                max_warps_per_sm=int(props.max_threads_per_multi_processor) // 32,
+                shared_per_sm=getattr(props, "shared_memory_per_multiprocessor", None))
+            SLOTS[key] = (props.multi_processor_count * per_sm or None,
+                          f"{props.multi_processor_count} SMs x {per_sm} programs "
+                          f"({compiled.n_regs} registers, {compiled.metadata.shared} B shared)")
+        except Exception as err:  # noqa: BLE001 - a grid heuristic: fall back, keep the reason
+            SLOTS[key] = (None, f"occupancy unknown, fixed grid: {type(err).__name__}: {err}")
+    return SLOTS[key][0]
