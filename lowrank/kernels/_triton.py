@@ -389,7 +389,8 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     g_p, g_n, num_p_tiles, num_n_tiles, meta = _launch_plan(
         P, N, bool(need_grad), nvidia, interpret, tuple(sorted(config.items())))
     if dev.type == "cuda" and not interpret:  # one wave of programs sized to the GPU
-        slots = _slots(dev, pos, neg, P, N, num_p_tiles, num_n_tiles, meta)
+        with torch.cuda.device(dev):  # the compiled kernel is loaded on the current device
+            slots = _slots(dev, pos, neg, P, N, num_p_tiles, num_n_tiles, meta)
         if slots:
             g_p, g_n = balanced_grid(num_p_tiles, num_n_tiles, slots, g_p, g_n)
     f32 = {"dtype": torch.float32, "device": dev}
