@@ -10,6 +10,7 @@ small with masked edges (P, N not multiples of the tile) and, for the sizes 1023
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import os
@@ -648,16 +649,17 @@ def test_triton_slots_fall_back_with_the_reason(monkeypatch):
     pytest.importorskip("triton")
     from lowrank.kernels import _triton
 
-    class Broken:
-        def warmup(self, *args, **kwargs):
-            raise RuntimeError("no driver")
+    def broken(*args):
+        raise RuntimeError("no driver")
 
-    monkeypatch.setattr(_triton, "_kernel", lambda: Broken())
+    monkeypatch.setattr(_triton, "_read_slots", broken)
+    monkeypatch.setattr(_triton.torch.cuda, "device", lambda dev: contextlib.nullcontext())
     monkeypatch.setattr(_triton, "SLOTS", {})
     z = torch.zeros(4)
     assert _triton._slots(torch.device("cpu"), z, z, 4, 4, 1, 1, {"num_warps": 4}) is None
     (note,) = [v[1] for v in _triton.SLOTS.values()]
     assert "fixed grid" in note and "no driver" in note
+    assert _triton._slots(torch.device("cpu"), z, z, 4, 4, 1, 1, {"num_warps": 4}) is None
 
 
 def test_triton_unknown_config_key_is_an_error():

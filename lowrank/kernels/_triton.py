@@ -389,8 +389,7 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     g_p, g_n, num_p_tiles, num_n_tiles, meta = _launch_plan(
         P, N, bool(need_grad), nvidia, interpret, tuple(sorted(config.items())))
     if dev.type == "cuda" and not interpret:  # one wave of programs sized to the GPU
-        with torch.cuda.device(dev):  # the compiled kernel is loaded on the current device
-            slots = _slots(dev, pos, neg, P, N, num_p_tiles, num_n_tiles, meta)
+        slots = _slots(dev, pos, neg, P, N, num_p_tiles, num_n_tiles, meta)
         if slots:
             g_p, g_n = balanced_grid(num_p_tiles, num_n_tiles, slots, g_p, g_n)
     f32 = {"dtype": torch.float32, "device": dev}
@@ -480,21 +479,28 @@ def _slots(dev: torch.device, pos: torch.Tensor, neg: torch.Tensor, P: int, N: i
            num_p_tiles: int, num_n_tiles: int, meta: dict) -> int | None:
     """Programs of this kernel that the GPU ``dev`` holds at once (``None`` if unknown)."""
     key = (dev.index, tuple(sorted(meta.items())), pos.dtype)
-    if key not in SLOTS:
+    if key not in SLOTS:  # once per device and configuration: the rest is a dict lookup
         try:
-            f32 = torch.empty(1, dtype=torch.float32, device=dev)
-            compiled = _kernel().warmup(pos, neg, f32, f32, f32, P, N, num_p_tiles,
-                                        num_n_tiles, 2, 2, 1.0, 1.0, 1.0, grid=(1,), **meta)
-            compiled._init_handles()
-            props = torch.cuda.get_device_properties(dev)
-            per_sm = occupancy(
-                int(compiled.n_regs), meta["num_warps"], int(compiled.metadata.shared),
-                registers_per_sm=int(getattr(props, "regs_per_multiprocessor", 65536)),
-                max_warps_per_sm=int(props.max_threads_per_multi_processor) // 32,
-                shared_per_sm=getattr(props, "shared_memory_per_multiprocessor", None))
-            SLOTS[key] = (props.multi_processor_count * per_sm or None,
-                          f"{props.multi_processor_count} SMs x {per_sm} programs "
-                          f"({compiled.n_regs} registers, {compiled.metadata.shared} B shared)")
+            with torch.cuda.device(dev):  # the compiled kernel loads on the current device
+                SLOTS[key] = _read_slots(dev, pos, neg, P, N, num_p_tiles, num_n_tiles, meta)
         except Exception as err:  # noqa: BLE001 - a grid heuristic: fall back, keep the reason
             SLOTS[key] = (None, f"occupancy unknown, fixed grid: {type(err).__name__}: {err}")
     return SLOTS[key][0]
+
+
+def _read_slots(dev: torch.device, pos: torch.Tensor, neg: torch.Tensor, P: int, N: int,
+                num_p_tiles: int, num_n_tiles: int, meta: dict) -> tuple[int | None, str]:
+    """Compile (no launch) and load the kernel, and count the programs ``dev`` holds at once."""
+    f32 = torch.empty(1, dtype=torch.float32, device=dev)
+    compiled = _kernel().warmup(pos, neg, f32, f32, f32, P, N, num_p_tiles, num_n_tiles, 2, 2,
+                                1.0, 1.0, 1.0, grid=(1,), **meta)
+    compiled._init_handles()
+    props = torch.cuda.get_device_properties(dev)
+    per_sm = occupancy(
+        int(compiled.n_regs), meta["num_warps"], int(compiled.metadata.shared),
+        registers_per_sm=int(getattr(props, "regs_per_multiprocessor", 65536)),
+        max_warps_per_sm=int(props.max_threads_per_multi_processor) // 32,
+        shared_per_sm=getattr(props, "shared_memory_per_multiprocessor", None))
+    return (props.multi_processor_count * per_sm or None,
+            f"{props.multi_processor_count} SMs x {per_sm} programs "
+            f"({compiled.n_regs} registers, {compiled.metadata.shared} B shared)")
