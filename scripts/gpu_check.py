@@ -310,7 +310,8 @@ def tile_sweep(dev: torch.device, sizes=TILE_SIZES, budget_s: float = 60.0) -> d
             sig = torch.sigmoid(-z)
             ref = (torch.nn.functional.softplus(-z).sum(), sig.sum(1), sig.sum(0))
         for cfg in _triton.TILE_CANDIDATES:
-            name = f"{cfg['BLOCK_P']}x{cfg['BLOCK_N']}/{cfg['num_warps']}w"
+            name = f"{cfg['BLOCK_P']}x{cfg['BLOCK_N']}/{cfg['num_warps']}w" + (
+                f"+fma{cfg['fma_exp2_every']}" if cfg.get("fma_exp2_every") else "")
             if time.perf_counter() - start > budget_s:
                 skipped.append({"tile": name, "P": size, "reason": "time budget of the check"})
                 continue
@@ -356,7 +357,8 @@ def suggest_tile_table(rows: list[dict]) -> tuple[dict, list]:
             best[r["P"]] = r
     table: list = []  # [largest P * N, overrides]
     for size in sorted(best):
-        cfg = {k: best[size]["config"][k] for k in ("BLOCK_P", "BLOCK_N", "num_warps")}
+        cfg = {k: v for k, v in best[size]["config"].items()
+               if k in ("BLOCK_P", "BLOCK_N", "num_warps", "fma_exp2_every")}
         if table and table[-1][1] == cfg:
             table[-1][0] = size * size
         else:

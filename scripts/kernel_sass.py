@@ -31,18 +31,20 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--json", type=Path, help="also write the profiles (without the SASS) here")
     args = p.parse_args(argv)
     rows = []
-    print(f"{'tile':>14} {'regs':>5} {'spill B':>7} {'smem B':>6} {'instr/pair':>10} "
+    print(f"{'tile':>19} {'regs':>5} {'spill B':>7} {'smem B':>6} {'instr/pair':>10} "
           f"{'MUFU/pair':>9} {'BAR/tile':>8}")
     for cfg in TILE_CANDIDATES:
         try:
             r = profile(cfg["BLOCK_P"], cfg["BLOCK_N"], cfg["num_warps"],
-                        need_grad=not args.no_grad, arch=args.arch)
+                        need_grad=not args.no_grad, arch=args.arch,
+                        fma_exp2_every=cfg.get("fma_exp2_every", 0))
         except RuntimeError as err:
             sys.exit(f"kernel_sass: {err}")
         r.pop("sass")
         rows.append(r)
-        tile = f"{r['BLOCK_P']}x{r['BLOCK_N']}/{r['num_warps']}w"
-        print(f"{tile:>14} {r['registers']:>5} {r['spill_bytes']:>7} {r['shared_bytes']:>6} "
+        tile = f"{r['BLOCK_P']}x{r['BLOCK_N']}/{r['num_warps']}w" + (
+            f"+fma{r['fma_exp2_every']}" if r["fma_exp2_every"] else "")
+        print(f"{tile:>19} {r['registers']:>5} {r['spill_bytes']:>7} {r['shared_bytes']:>6} "
               f"{r['instructions_per_pair']:>10.2f} {r['mufu_per_pair']:>9.2f} {r['barriers']:>8}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1), "utf-8")

@@ -592,6 +592,50 @@ def test_triton_step_dispatches_no_extra_work(monkeypatch, P, computing_ops):
     assert [o for o in bwd.names if o not in free] == ["aten.ones_like", "aten.mul", "aten.mul"]
 
 
+@pytest.mark.parametrize("every", [2, 3])
+@pytest.mark.parametrize("backend", ["triton"], indirect=True)
+def test_triton_exp_on_the_fma_pipe(backend, every):
+    """One tile in ``every`` computes exp(-|d|) with the FMA-pipe polynomial (_exp2_fma).
+
+    d = s_j - 0 runs over [-100, 0] (exponents 0 to -144), one column per value, so each
+    column sum is 16 sigmoid(d_j): every value of the polynomial is checked, against
+    float64 and against exp2 of the same float32 argument (below 2**-125 it gives 0, as
+    ex2.approx.ftz does below 2**-126). The columns of the other tiles are bit for bit
+    those of the kernel without it, and the polynomial's columns differ in some bit: the
+    FMA path is the one that ran.
+    """
+    from lowrank.kernels import _triton
+
+    pos = torch.zeros(16)
+    neg = torch.linspace(-100.0, 0.0, 32 * 2 * every + 32)  # whole groups and one tile more
+    pos, neg = backend.put(pos, neg)
+    cfg = {"BLOCK_P": 16, "BLOCK_N": 32, "max_groups": 1, "target_programs": 1}
+    loss, row, col = _triton.pairwise_logistic_sums(pos, neg, True, **cfg, fma_exp2_every=every)
+    rl, rp, rn = reference(pos, neg)
+    # float32 rounds |d| log2(e) to 2**-24 relative: exp(-|d|) to |d| 2**-24 ~ 5e-6 at 87
+    torch.testing.assert_close(col.double().cpu(), rn, rtol=1e-5, atol=1e-36)
+    torch.testing.assert_close(-row.double().cpu(), rp, rtol=1e-5, atol=0)
+    torch.testing.assert_close(loss.double().cpu(), rl, rtol=1e-5, atol=0)
+    plain = _triton.pairwise_logistic_sums(pos, neg, True, **cfg)[2].cpu()
+    tile = torch.arange(neg.numel()) // 32
+    fma = (tile % every == 0) & (tile < 2 * every)  # the first tile of each whole group
+    assert torch.equal(col.cpu()[~fma], plain[~fma])
+    assert not torch.equal(col.cpu()[fma], plain[fma])
+    # the polynomial (1e-7) against exp2 of the same float32 argument, through the sigmoid
+    # and the 16-term column sums (a few roundings each): within 1e-6
+    normal = fma & (neg.cpu() > -86.0)  # 2**-124 and up
+    torch.testing.assert_close(col.cpu()[normal], plain[normal], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("bad", [1, -1, 2.5, "3"])
+def test_triton_fma_exp2_every_is_checked(bad):
+    pytest.importorskip("triton")
+    from lowrank.kernels import _triton
+
+    with pytest.raises((ValueError, TypeError), match="fma_exp2_every|invalid literal"):
+        _triton._launch_plan(100, 100, True, False, True, (("fma_exp2_every", bad),))
+
+
 def test_triton_tile_table_and_overrides(monkeypatch):
     pytest.importorskip("triton")
     from lowrank.kernels import _triton

@@ -26,7 +26,7 @@ SIGNATURE = {"pos_ptr": "*fp32", "neg_ptr": "*fp32", "loss_buf_ptr": "*fp32",
              "num_p_tiles": "i32", "num_n_tiles": "i32", "G_P": "i32", "G_N": "i32",
              "loss_scale": "fp32", "row_scale": "fp32", "col_scale": "fp32",
              "BLOCK_P": "constexpr", "BLOCK_N": "constexpr", "NEED_GRAD": "constexpr",
-             "FAST_MATH": "constexpr", "JOINT_REDUCE": "constexpr"}
+             "FAST_MATH": "constexpr", "JOINT_REDUCE": "constexpr", "FMA_EVERY": "constexpr"}
 
 _OPCODE = re.compile(r"^\S+\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_.]+)?)")
 _LABEL = re.compile(r"^(\w+):")
@@ -48,7 +48,7 @@ def _loops(sass: str) -> list[collections.Counter]:
 
 
 def profile(BLOCK_P: int = 64, BLOCK_N: int = 64, num_warps: int = 4, need_grad: bool = True,
-            arch: int = 90, joint_reduce: bool = True) -> dict:
+            arch: int = 90, joint_reduce: bool = True, fma_exp2_every: int = 0) -> dict:
     """Compile the kernel for ``sm_<arch>`` and count its hot loop.
 
     Parameters
@@ -61,6 +61,9 @@ def profile(BLOCK_P: int = 64, BLOCK_N: int = 64, num_warps: int = 4, need_grad:
         Compute capability times ten (90: H100 / H200).
     joint_reduce : bool, default True
         The compiled default (one reduction of loss and column gradient per tile).
+    fma_exp2_every : int, default 0
+        ``k >= 2``: one tile in ``k`` evaluates ``exp`` on the FMA pipe; the hot loop is
+        then the loop over groups of ``k`` tiles, and its counts are per pair of the group.
 
     Returns
     -------
@@ -89,7 +92,8 @@ def profile(BLOCK_P: int = 64, BLOCK_N: int = 64, num_warps: int = 4, need_grad:
                            "TRITON_INTERPRET=1 (in a separate process)")
 
     const = {"BLOCK_P": BLOCK_P, "BLOCK_N": BLOCK_N, "NEED_GRAD": bool(need_grad),
-             "FAST_MATH": True, "JOINT_REDUCE": bool(joint_reduce)}
+             "FAST_MATH": True, "JOINT_REDUCE": bool(joint_reduce),
+             "FMA_EVERY": int(fma_exp2_every)}
     try:
         kernel = triton.compile(ASTSource(fn=_triton._kernel(), signature=SIGNATURE,
                                           constexprs=const),
@@ -100,13 +104,18 @@ def profile(BLOCK_P: int = 64, BLOCK_N: int = 64, num_warps: int = 4, need_grad:
         raise RuntimeError(f"cannot compile the kernel for sm_{arch} here: "
                            f"{type(err).__name__}: {err}") from err
     usage = _resource_usage(kernel.asm["cubin"])
-    pairs = BLOCK_P * BLOCK_N / (32 * num_warps)
+    tiles = max(1, int(fma_exp2_every))  # tiles per trip of the hot loop
+    pairs = tiles * BLOCK_P * BLOCK_N / (32 * num_warps)
     loops = [c for c in _loops(sass) if any(k.startswith("MUFU") for k in c)]
     if not loops:
         raise RuntimeError("no loop of the compiled kernel evaluates pairs")
+    if tiles > 1:  # the loop over groups: the one with tiles x (2 or 3) MUFU per pair
+        loops = [c for c in loops
+                 if sum(v for k, v in c.items() if k.startswith("MUFU")) > 2 * pairs]
     hot = min(loops, key=lambda c: sum(c.values()))
     total = sum(hot.values())
     return {"BLOCK_P": BLOCK_P, "BLOCK_N": BLOCK_N, "num_warps": num_warps, "arch": arch,
+            "fma_exp2_every": int(fma_exp2_every),
             "need_grad": bool(need_grad), "registers": usage.get("REG"),
             "spill_bytes": usage.get("STACK"), "shared_bytes": kernel.metadata.shared,
             "pairs_per_thread": pairs, "instructions": total,

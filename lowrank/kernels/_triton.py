@@ -105,9 +105,13 @@ __all__ = ["pairwise_logistic_sums", "interpreter_enabled", "tile_config", "occu
 #: P = N = 65,536, for the previous version of the kernel); ``max_groups`` and
 #: ``target_programs`` shape the grid; ``fast_math``: ``rcp.approx`` and ``lg2.approx``
 #: inline PTX on NVIDIA GPUs; ``joint_reduce``: one two-operand column reduction per tile
-#: (``None``: on, except under the interpreter, which runs it element by element).
+#: (``None``: on, except under the interpreter, which runs it element by element);
+#: ``fma_exp2_every``: ``k >= 2`` evaluates ``exp`` on the FMA pipe (a polynomial, no
+#: special-function unit) in one full tile of every ``k`` of a program's inner loop, to
+#: move part of the MUFU work to the pipe that has room (0: off).
 DEFAULT_CONFIG = {"BLOCK_P": 64, "BLOCK_N": 64, "num_warps": 4, "max_groups": 32,
-                  "target_programs": 1024, "fast_math": True, "joint_reduce": None}
+                  "target_programs": 1024, "fast_math": True, "joint_reduce": None,
+                  "fma_exp2_every": 0}
 
 #: Tile configuration by problem size: ``(largest P * N, overrides of DEFAULT_CONFIG)`` rows,
 #: first match wins. A fixed table, not a run-time autotuner: a given size always runs
@@ -125,16 +129,40 @@ TILE_CANDIDATES: tuple[dict, ...] = (
     {"BLOCK_P": 64, "BLOCK_N": 128, "num_warps": 8},
     {"BLOCK_P": 32, "BLOCK_N": 64, "num_warps": 2},
     {"BLOCK_P": 32, "BLOCK_N": 32, "num_warps": 1},
+    {"BLOCK_P": 32, "BLOCK_N": 64, "num_warps": 2, "fma_exp2_every": 3},
+    {"BLOCK_P": 32, "BLOCK_N": 64, "num_warps": 2, "fma_exp2_every": 4},
 )
 
 _SUPPORTED = (torch.float16, torch.bfloat16, torch.float32)
 _NVIDIA = torch.version.cuda is not None
 
 
-def _pair_terms(s_pos, s_neg, FAST_MATH: tl.constexpr):
+def _exp2_fma(x):
+    # 2**x for x <= 0 on the FMA pipe (no MUFU): x = n + f with n an integer (rounded by the
+    # 1.5 * 2**23 trick, which leaves n in the low mantissa bits of t) and |f| <= 1/2;
+    # 2**f by a degree-6 polynomial (relative error 1e-7 in float32), 2**n added to the
+    # exponent bits; 0 below 2**-125 (where the exponent would leave the normal range), as
+    # ex2.approx.ftz gives 0 below 2**-126.
+    t = x + 12582912.0
+    n_f = t - 12582912.0
+    f = x - n_f
+    p = 0.00015345811602979556 * f + 0.001339993121573137
+    p = p * f + 0.009618488958616955
+    p = p * f + 0.05550328776974648
+    p = p * f + 0.2402264689062017
+    p = p * f + 0.6931472057372614
+    p = p * f + 1.0
+    bits = p.to(tl.int32, bitcast=True) + (t.to(tl.int32, bitcast=True) << 23)
+    return tl.where(x < -125.0, 0.0, bits.to(tl.float32, bitcast=True))
+
+
+def _pair_terms(s_pos, s_neg, FAST_MATH: tl.constexpr, FMA_EXP2: tl.constexpr):
     # Loss and gradient factors of one tile (a Triton helper, inlined into the kernel).
     d = s_neg[None, :] - s_pos[:, None]  # softplus(-(s_i - s_j)) = softplus(d)
-    e = tl.exp2(-tl.abs(d) * 1.4426950408889634)  # exp(-|d|), in [0, 1]
+    if FMA_EXP2:  # exp(-|d|) without the special-function unit (see _exp2_fma)
+        e = _exp2_fma(-tl.abs(d) * 1.4426950408889634)
+    else:
+        e = tl.exp2(-tl.abs(d) * 1.4426950408889634)  # exp(-|d|), in [0, 1]
     u = 1.0 + e  # in [1, 2]
     if FAST_MATH:  # one MUFU instruction each (NVIDIA): no range reduction needed on [1, 2]
         r = tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [u],
@@ -157,14 +185,15 @@ def _add_pairs(a0, a1, b0, b1):
 
 def _tile_step(s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0, col_scale,
                loss_acc, row_acc, flag_n, BLOCK_N: tl.constexpr, NEED_GRAD: tl.constexpr,
-               FAST_MATH: tl.constexpr, JOINT_REDUCE: tl.constexpr, MASKED: tl.constexpr):
+               FAST_MATH: tl.constexpr, JOINT_REDUCE: tl.constexpr, MASKED: tl.constexpr,
+               FMA_EXP2: tl.constexpr):
     # One tile of pairs: the positives s_pos (one tile) against negative tile nt.
     offs_n = nt * BLOCK_N + offs_n0
     mask_n = offs_n < N
     # padding: +inf positives and -inf negatives make d = -inf, so sigmoid(d) = 0 exactly
     s_neg = tl.load(neg_ptr + offs_n, mask=mask_n, other=float("-inf")).to(tl.float32)
     flag_n += tl.where(mask_n, s_neg, 0.0) * 0.0
-    loss, sig = _pair_terms(s_pos, s_neg, FAST_MATH)
+    loss, sig = _pair_terms(s_pos, s_neg, FAST_MATH, FMA_EXP2)
     if MASKED:  # a padded pair's loss is lg2(1) ln 2: masked, not trusted to be 0
         loss = tl.where(mask_p[:, None] & mask_n[None, :], loss, 0.0)
     if NEED_GRAD:  # a padded pair's sigmoid is exactly 0: no mask
@@ -190,7 +219,7 @@ def _pairwise_logistic_kernel(
     pos_ptr, neg_ptr, loss_buf_ptr, row_buf_ptr, col_buf_ptr,
     P, N, num_p_tiles, num_n_tiles, G_P, G_N, loss_scale, row_scale, col_scale,
     BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr, NEED_GRAD: tl.constexpr,
-    FAST_MATH: tl.constexpr, JOINT_REDUCE: tl.constexpr,
+    FAST_MATH: tl.constexpr, JOINT_REDUCE: tl.constexpr, FMA_EVERY: tl.constexpr,
 ):
     # Decorated lazily by _kernel(): triton.jit reads TRITON_INTERPRET when it decorates.
     g_p = tl.program_id(0)
@@ -220,19 +249,34 @@ def _pairwise_logistic_kernel(
         # Full tiles without a mask (the hot loop), then the partial tiles masked: separate
         # loops, so that the compiler cannot merge the two paths into per-pair selects.
         if pt < full_p_tiles:
-            for nt in range(g_n, full_n_tiles, G_N):
+            nt_fma = g_n  # FMA_EVERY > 0: groups of FMA_EVERY tiles, the first one on the FMA pipe
+            if FMA_EVERY > 0:
+                groups = tl.maximum(full_n_tiles - g_n + G_N - 1, 0) // G_N // FMA_EVERY
+                nt_fma = g_n + groups * FMA_EVERY * G_N
+                for nt0 in range(g_n, nt_fma, FMA_EVERY * G_N):
+                    loss_acc, row_acc, flag_n = _tile_step(
+                        s_pos, mask_p, neg_ptr, col_buf_ptr, nt0, pt, g_p, N, offs_n0, col_scale,
+                        loss_acc, row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE,
+                        False, True)
+                    for k in tl.static_range(1, FMA_EVERY):
+                        loss_acc, row_acc, flag_n = _tile_step(
+                            s_pos, mask_p, neg_ptr, col_buf_ptr, nt0 + k * G_N, pt, g_p, N,
+                            offs_n0, col_scale, loss_acc, row_acc, flag_n, BLOCK_N, NEED_GRAD,
+                            FAST_MATH, JOINT_REDUCE, False, False)
+            for nt in range(nt_fma, full_n_tiles, G_N):
                 loss_acc, row_acc, flag_n = _tile_step(
                     s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0, col_scale, loss_acc,
-                    row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, False)
+                    row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, False, False)
         else:
             for nt in range(g_n, full_n_tiles, G_N):
                 loss_acc, row_acc, flag_n = _tile_step(
                     s_pos, mask_p, neg_ptr, col_buf_ptr, nt, pt, g_p, N, offs_n0, col_scale, loss_acc,
-                    row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, True)
+                    row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, True, False)
         if owns_last_n:
             loss_acc, row_acc, flag_n = _tile_step(
                 s_pos, mask_p, neg_ptr, col_buf_ptr, full_n_tiles, pt, g_p, N, offs_n0,
-                col_scale, loss_acc, row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH, JOINT_REDUCE, True)
+                col_scale, loss_acc, row_acc, flag_n, BLOCK_N, NEED_GRAD, FAST_MATH,
+                JOINT_REDUCE, True, False)
         if NEED_GRAD:
             tl.store(row_buf_ptr + g_n.to(tl.int64) * P + offs_p,
                      tl.sum(row_acc, axis=1) * row_scale, mask=mask_p)
@@ -266,7 +310,7 @@ def _kernel():
         def rebuilt(fn):
             return types.FunctionType(fn.__code__, scope, fn.__name__)
 
-        for helper in (_add_pairs, _pair_terms, _tile_step):
+        for helper in (_add_pairs, _exp2_fma, _pair_terms, _tile_step):
             scope[helper.__name__] = triton.jit(rebuilt(helper))
         _KERNELS[mode] = triton.jit(rebuilt(_pairwise_logistic_kernel))
     return _KERNELS[mode]
@@ -465,8 +509,15 @@ def _launch_plan(P: int, N: int, need_grad: bool, nvidia: bool, interpret: bool,
     meta = {"BLOCK_P": bp, "BLOCK_N": bn, "NEED_GRAD": need_grad,
             "FAST_MATH": bool(cfg["fast_math"]) and nvidia,
             "JOINT_REDUCE": (not interpret) if joint is None else bool(joint),
-            "num_warps": int(cfg["num_warps"])}
+            "FMA_EVERY": _fma_every(cfg["fma_exp2_every"]), "num_warps": int(cfg["num_warps"])}
     return g_p, g_n, num_p_tiles, num_n_tiles, meta
+
+
+def _fma_every(value) -> int:
+    k = int(value)
+    if k != value or k < 0 or k == 1:
+        raise ValueError(f"fma_exp2_every must be 0 (off) or an integer >= 2, got {value!r}")
+    return k
 
 
 #: Resident programs per (device index, compile-time arguments): ``(slots, note)``, where
