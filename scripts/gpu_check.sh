@@ -53,7 +53,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
 }
 
 # 1. the deep path on CUDA, the kernel timings and the tile sweep (JSON + Markdown tables)
-step gpu_check_py 270 $PY scripts/gpu_check.py --out "$OUT" --budget 130 --tile-budget 50
+step gpu_check_py 270 $PY scripts/gpu_check.py --out "$OUT" --budget 110 --tile-budget 75
 # 2. the tests parametrised over the device fixture, on CUDA only
 step pytest_gpu 80 $PY -m pytest tests/test_deep_train.py tests/test_kernels.py -m gpu -q \
     -p no:cacheprovider -o addopts="-ra"
