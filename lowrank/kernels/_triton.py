@@ -28,6 +28,11 @@ pair is accurate to about ``1e-7`` in absolute terms on the GPU (the GPU check
 measures loss and gradients against float64). Under the interpreter
 (and on non-NVIDIA GPUs) ``tl.log2`` and ``1 / u`` are used.
 
+Optionally (``fma_exp2_every=k``, off by default) one full tile in every ``k``
+of a program's inner loop computes ``e`` on the FMA pipe instead (:func:`_exp2_fma`:
+a degree-6 polynomial and exponent-bit arithmetic), which moves a share of the
+special-function work to the pipe that has spare issue slots.
+
 Edges: the positives are padded with ``+inf`` and the negatives with ``-inf``,
 so a padded pair has ``d = -inf``, ``e = 0`` and a sigmoid of exactly 0: the
 gradient sums need no mask. The loss of a padded pair is ``lg2(1) ln 2``, which
