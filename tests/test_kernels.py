@@ -706,6 +706,51 @@ def test_triton_slots_fall_back_with_the_reason(monkeypatch):
     assert _triton._slots(torch.device("cpu"), z, z, 4, 4, 1, 1, {"num_warps": 4}) is None
 
 
+def test_triton_slots_from_the_compiled_kernel(monkeypatch):
+    """_read_slots with a stand-in compiled kernel and H100-like device properties.
+
+    Checks that the warm-up call binds to the kernel's parameters (the same arguments
+    as a launch) and that registers, warps, shared memory and SMs give the slots.
+    """
+    pytest.importorskip("triton")
+    import inspect
+    import types
+
+    from lowrank.kernels import _triton
+
+    bound = {}
+
+    class Compiled:
+        n_regs = 168
+        metadata = types.SimpleNamespace(shared=1024)
+
+        def _init_handles(self):
+            bound["loaded"] = True
+
+    class Kernel:
+        def warmup(self, *args, grid, **meta):
+            meta = {k: v for k, v in meta.items() if k != "num_warps"}  # a launch option
+            bound["args"] = inspect.signature(_triton._pairwise_logistic_kernel).bind(*args, **meta)
+            bound["grid"] = grid
+            return Compiled()
+
+    props = types.SimpleNamespace(multi_processor_count=132, max_threads_per_multi_processor=2048,
+                                  regs_per_multiprocessor=65536,
+                                  shared_memory_per_multiprocessor=228 * 1024)
+    monkeypatch.setattr(_triton, "_kernel", lambda: Kernel())
+    monkeypatch.setattr(_triton.torch.cuda, "get_device_properties", lambda dev: props)
+    monkeypatch.setattr(_triton.torch.cuda, "device", lambda dev: contextlib.nullcontext())
+    monkeypatch.setattr(_triton, "SLOTS", {})
+    meta = _triton._launch_plan(65536, 65536, True, True, False, ())[4]
+    z = torch.zeros(8)
+    slots = _triton._slots(torch.device("cpu"), z, z, 65536, 65536, 1024, 1024, meta)
+    assert slots == 396 and bound["loaded"] and bound["grid"] == (1,)
+    assert bound["args"].arguments["BLOCK_P"] == 64 and bound["args"].arguments["P"] == 65536
+    (note,) = [v[1] for v in _triton.SLOTS.values()]
+    assert note == "132 SMs x 3 programs (168 registers, 1024 B shared)"
+    assert _triton.balanced_grid(1024, 1024, slots, 32, 32) == (18, 22)
+
+
 def test_triton_unknown_config_key_is_an_error():
     pytest.importorskip("triton")
     from lowrank.kernels import _triton
