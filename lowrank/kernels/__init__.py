@@ -248,17 +248,20 @@ class PairwiseLogisticFunction(torch.autograd.Function):
         if need_grad:
             ctx.save_for_backward(row, col)
             ctx.in_dtypes = (pos.dtype, neg.dtype)
-        return loss.to(pos.dtype)
+        return loss if loss.dtype == pos.dtype else loss.to(pos.dtype)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output: torch.Tensor):
         """Saved gradient sums times ``grad_output``, in the inputs' dtypes."""
         grad_pos, grad_neg = ctx.saved_tensors
-        g = grad_output.to(grad_pos.dtype)
-        out_pos = (grad_pos * g).to(ctx.in_dtypes[0]) if ctx.needs_input_grad[0] else None
-        out_neg = (grad_neg * g).to(ctx.in_dtypes[1]) if ctx.needs_input_grad[1] else None
-        return out_pos, out_neg, None, None, None
+        g = grad_output if grad_output.dtype == grad_pos.dtype else grad_output.to(grad_pos.dtype)
+        outs = []
+        for saved, needed, dtype in zip((grad_pos, grad_neg), ctx.needs_input_grad[:2],
+                                        ctx.in_dtypes):
+            out = saved * g if needed else None
+            outs.append(out if out is None or out.dtype == dtype else out.to(dtype))
+        return outs[0], outs[1], None, None, None
 
 
 def _nan_if_not_finite(loss: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:

@@ -303,9 +303,10 @@ def interpreter_enabled() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
 
 
-def _kernel():
-    """The kernel, decorated for the current mode (compiled, or the Triton interpreter)."""
-    mode = interpreter_enabled()
+def _kernel(mode: bool | None = None):
+    """The kernel, decorated for ``mode`` (the interpreter if True; default: the current one)."""
+    if mode is None:
+        mode = interpreter_enabled()
     if mode not in _KERNELS:
         # The helpers must be decorated in the same mode as the kernel that calls them, so
         # the three functions are rebuilt over one copy of this module's globals that holds
@@ -442,26 +443,28 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
         if slots:
             g_p, g_n = balanced_grid(num_p_tiles, num_n_tiles, slots, g_p, g_n)
     f32 = {"dtype": torch.float32, "device": dev}
-    loss_buf = torch.empty((g_p, g_n), **f32)
+    # One program along a dimension: its partial sums are the result, so the buffer is
+    # allocated in the result's shape (no reduction launch, no indexing afterwards).
+    loss_buf = torch.empty(() if g_p * g_n == 1 else (g_p, g_n), **f32)
     if need_grad:
-        row_buf = torch.empty((g_n, P), **f32)
-        col_buf = torch.empty((g_p, N), **f32)  # the kernel writes before it reads
+        row_buf = torch.empty((P,) if g_n == 1 else (g_n, P), **f32)
+        col_buf = torch.empty((N,) if g_p == 1 else (g_p, N), **f32)  # written before read
     else:  # never touched by the kernel
         row_buf = col_buf = loss_buf
     loss_scale, row_scale, col_scale = (float(x) for x in scales)
     args = (pos, neg, loss_buf, row_buf, col_buf, P, N, num_p_tiles, num_n_tiles, g_p, g_n,
             loss_scale, row_scale, col_scale)
+    kernel = _kernel(interpret)
     if dev.type == "cuda" and dev.index is not None and dev.index != torch.cuda.current_device():
         with torch.cuda.device(dev):
-            _kernel()[(g_p, g_n)](*args, **meta)
+            kernel[(g_p, g_n)](*args, **meta)
     else:
-        _kernel()[(g_p, g_n)](*args, **meta)
-    # one program along a dimension: its partial sums are the result (no reduction launch)
-    loss = loss_buf.view(()) if g_p * g_n == 1 else loss_buf.sum()
+        kernel[(g_p, g_n)](*args, **meta)
+    loss = loss_buf if loss_buf.ndim == 0 else loss_buf.sum()
     if not need_grad:
         return loss, None, None
-    row = row_buf[0] if g_n == 1 else row_buf.sum(0)
-    col = col_buf[0] if g_p == 1 else col_buf.sum(0)
+    row = row_buf if row_buf.ndim == 1 else row_buf.sum(0)
+    col = col_buf if col_buf.ndim == 1 else col_buf.sum(0)
     return loss, row, col
 
 
