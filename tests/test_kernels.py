@@ -652,9 +652,11 @@ def test_triton_tile_table_and_overrides(monkeypatch):
         _triton.tile_config(10, BLOK_P=16)
     _triton._launch_plan.cache_clear()
     try:  # the plan of a launch follows the table
-        g_p, g_n, tiles_p, tiles_n, meta = _triton._launch_plan(1000, 1000, True, False, True, ())
+        g_p, g_n, tiles_p, tiles_n, meta, meta_key = _triton._launch_plan(
+            1000, 1000, True, False, True, ())
         assert (meta["BLOCK_P"], meta["num_warps"], tiles_p, tiles_n) == (32, 2, 32, 16)
         assert meta["FAST_MATH"] is False  # inline PTX only on NVIDIA GPUs
+        assert meta_key == tuple(sorted(meta.items()))  # the key of SLOTS, made once
     finally:
         _triton._launch_plan.cache_clear()
 

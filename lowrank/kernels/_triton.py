@@ -436,10 +436,10 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     P, N = pos.shape[0], neg.shape[0]
     # rcp/lg2.approx inline PTX: NVIDIA CUDA builds only, never under the interpreter
     nvidia = dev.type == "cuda" and _NVIDIA and not interpret
-    g_p, g_n, num_p_tiles, num_n_tiles, meta = _launch_plan(
-        P, N, bool(need_grad), nvidia, interpret, tuple(sorted(config.items())))
+    g_p, g_n, num_p_tiles, num_n_tiles, meta, meta_key = _launch_plan(
+        P, N, bool(need_grad), nvidia, interpret, tuple(sorted(config.items())) if config else ())
     if dev.type == "cuda" and not interpret:  # one wave of programs sized to the GPU
-        slots = _slots(dev, pos, neg, P, N, num_p_tiles, num_n_tiles, meta)
+        slots = _slots(dev, pos, neg, P, N, num_p_tiles, num_n_tiles, meta, meta_key)
         if slots:
             g_p, g_n = balanced_grid(num_p_tiles, num_n_tiles, slots, g_p, g_n)
     f32 = {"dtype": torch.float32, "device": dev}
@@ -501,12 +501,13 @@ def tile_config(pairs: int, **overrides) -> dict:
 
 @functools.lru_cache(maxsize=256)
 def _launch_plan(P: int, N: int, need_grad: bool, nvidia: bool, interpret: bool,
-                 overrides: tuple) -> tuple[int, int, int, int, dict]:
+                 overrides: tuple) -> tuple[int, int, int, int, dict, tuple]:
     """Fixed grid, tile counts and compile-time arguments of one launch (cached).
 
     The grid is the one of :func:`_groups`, an upper bound per dimension for
     :func:`balanced_grid` on a GPU. The returned ``meta`` dict is shared between calls:
-    pass it as ``**meta``, never modify it.
+    pass it as ``**meta``, never modify it; ``meta_key``, its sorted items, keys
+    :data:`SLOTS`.
     """
     cfg = tile_config(P * N, **dict(overrides))
     bp, bn = int(cfg["BLOCK_P"]), int(cfg["BLOCK_N"])
@@ -518,7 +519,7 @@ def _launch_plan(P: int, N: int, need_grad: bool, nvidia: bool, interpret: bool,
             "FAST_MATH": bool(cfg["fast_math"]) and nvidia,
             "JOINT_REDUCE": (not interpret) if joint is None else bool(joint),
             "FMA_EVERY": _fma_every(cfg["fma_exp2_every"]), "num_warps": int(cfg["num_warps"])}
-    return g_p, g_n, num_p_tiles, num_n_tiles, meta
+    return g_p, g_n, num_p_tiles, num_n_tiles, meta, tuple(sorted(meta.items()))
 
 
 def _fma_every(value) -> int:
@@ -535,9 +536,13 @@ SLOTS: dict[tuple, tuple[int | None, str]] = {}
 
 
 def _slots(dev: torch.device, pos: torch.Tensor, neg: torch.Tensor, P: int, N: int,
-           num_p_tiles: int, num_n_tiles: int, meta: dict) -> int | None:
-    """Programs of this kernel that the GPU ``dev`` holds at once (``None`` if unknown)."""
-    key = (dev.index, tuple(sorted(meta.items())), pos.dtype)
+           num_p_tiles: int, num_n_tiles: int, meta: dict,
+           meta_key: tuple | None = None) -> int | None:
+    """Programs of this kernel that the GPU ``dev`` holds at once (``None`` if unknown).
+
+    ``meta_key``: ``meta``'s sorted items, precomputed by :func:`_launch_plan`.
+    """
+    key = (dev.index, meta_key or tuple(sorted(meta.items())), pos.dtype)
     if key not in SLOTS:  # once per device and configuration: the rest is a dict lookup
         try:
             with torch.cuda.device(dev):  # the compiled kernel loads on the current device
