@@ -436,6 +436,11 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def all_ok(report: dict) -> bool:
+    """Whether no section of the report failed (a section without ``ok`` did not fail)."""
+    return all(report[k].get("ok", True) for k in ("deep", "determinism", "kernel", "tiles"))
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu_check_out")))
@@ -477,13 +482,11 @@ def main(argv=None) -> dict:
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str), "utf-8")
     (args.out / "gpu_check.md").write_text(markdown(report), "utf-8")
     print(markdown(report), flush=True)
-    ok = all(report[k].get("ok", True) for k in ("deep", "determinism", "kernel", "tiles"))
-    if not ok:
+    if not all_ok(report):
         print("gpu_check: a section failed (see gpu_check.json)", file=sys.stderr)
     return report
 
 
 if __name__ == "__main__":
     rep = main()
-    sys.exit(0 if all(rep[k].get("ok", True) for k in ("deep", "determinism", "kernel", "tiles"))
-             else 1)
+    sys.exit(0 if all_ok(rep) else 1)

@@ -703,10 +703,12 @@ def test_triton_slots_fall_back_with_the_reason(monkeypatch):
     monkeypatch.setattr(_triton.torch.cuda, "device", lambda dev: contextlib.nullcontext())
     monkeypatch.setattr(_triton, "SLOTS", {})
     z = torch.zeros(4)
-    assert _triton._slots(torch.device("cpu"), z, z, 4, 4, 1, 1, {"num_warps": 4}) is None
+    assert _triton._slots(torch.device("cpu"), z, z, 4, 4, 1, 1, {"num_warps": 4},
+                          (("num_warps", 4),)) is None
     (note,) = [v[1] for v in _triton.SLOTS.values()]
     assert "fixed grid" in note and "no driver" in note
-    assert _triton._slots(torch.device("cpu"), z, z, 4, 4, 1, 1, {"num_warps": 4}) is None
+    assert _triton._slots(torch.device("cpu"), z, z, 4, 4, 1, 1, {"num_warps": 4},
+                          (("num_warps", 4),)) is None
 
 
 def test_triton_slots_from_the_compiled_kernel(monkeypatch):
@@ -744,9 +746,9 @@ def test_triton_slots_from_the_compiled_kernel(monkeypatch):
     monkeypatch.setattr(_triton.torch.cuda, "get_device_properties", lambda dev: props)
     monkeypatch.setattr(_triton.torch.cuda, "device", lambda dev: contextlib.nullcontext())
     monkeypatch.setattr(_triton, "SLOTS", {})
-    meta = _triton._launch_plan(65536, 65536, True, True, False, ())[4]
+    meta, meta_key = _triton._launch_plan(65536, 65536, True, True, False, ())[4:]
     z = torch.zeros(8)
-    slots = _triton._slots(torch.device("cpu"), z, z, 65536, 65536, 1024, 1024, meta)
+    slots = _triton._slots(torch.device("cpu"), z, z, 65536, 65536, 1024, 1024, meta, meta_key)
     assert slots == 396 and bound["loaded"] and bound["grid"] == (1,)
     assert bound["args"].arguments["BLOCK_P"] == 64 and bound["args"].arguments["P"] == 65536
     (note,) = [v[1] for v in _triton.SLOTS.values()]

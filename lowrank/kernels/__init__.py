@@ -199,6 +199,11 @@ def _sums(pos: torch.Tensor, neg: torch.Tensor, backend: str, need_grad: bool,
     return loss, row, col
 
 
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``, without a dispatched no-op when it already is."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 class PairwiseLogisticFunction(torch.autograd.Function):
     """Autograd function of the pairwise logistic loss (``"triton"`` / ``"torch"`` backends).
 
@@ -248,20 +253,17 @@ class PairwiseLogisticFunction(torch.autograd.Function):
         if need_grad:
             ctx.save_for_backward(row, col)
             ctx.in_dtypes = (pos.dtype, neg.dtype)
-        return loss if loss.dtype == pos.dtype else loss.to(pos.dtype)
+        return _cast(loss, pos.dtype)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output: torch.Tensor):
         """Saved gradient sums times ``grad_output``, in the inputs' dtypes."""
         grad_pos, grad_neg = ctx.saved_tensors
-        g = grad_output if grad_output.dtype == grad_pos.dtype else grad_output.to(grad_pos.dtype)
-        outs = []
-        for saved, needed, dtype in zip((grad_pos, grad_neg), ctx.needs_input_grad[:2],
-                                        ctx.in_dtypes):
-            out = saved * g if needed else None
-            outs.append(out if out is None or out.dtype == dtype else out.to(dtype))
-        return outs[0], outs[1], None, None, None
+        g = _cast(grad_output, grad_pos.dtype)
+        out_pos = _cast(grad_pos * g, ctx.in_dtypes[0]) if ctx.needs_input_grad[0] else None
+        out_neg = _cast(grad_neg * g, ctx.in_dtypes[1]) if ctx.needs_input_grad[1] else None
+        return out_pos, out_neg, None, None, None
 
 
 def _nan_if_not_finite(loss: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:

@@ -309,8 +309,8 @@ def _kernel(mode: bool | None = None):
         mode = interpreter_enabled()
     if mode not in _KERNELS:
         # The helpers must be decorated in the same mode as the kernel that calls them, so
-        # the three functions are rebuilt over one copy of this module's globals that holds
-        # the decorated helpers.
+        # the kernel and its helpers are rebuilt over one copy of this module's globals
+        # that holds the decorated helpers.
         scope = dict(globals())
 
         def rebuilt(fn):
@@ -437,7 +437,7 @@ def pairwise_logistic_sums(pos: torch.Tensor, neg: torch.Tensor, need_grad: bool
     # rcp/lg2.approx inline PTX: NVIDIA CUDA builds only, never under the interpreter
     nvidia = dev.type == "cuda" and _NVIDIA and not interpret
     g_p, g_n, num_p_tiles, num_n_tiles, meta, meta_key = _launch_plan(
-        P, N, bool(need_grad), nvidia, interpret, tuple(sorted(config.items())) if config else ())
+        P, N, bool(need_grad), nvidia, interpret, tuple(sorted(config.items())))
     if dev.type == "cuda" and not interpret:  # one wave of programs sized to the GPU
         slots = _slots(dev, pos, neg, P, N, num_p_tiles, num_n_tiles, meta, meta_key)
         if slots:
@@ -536,13 +536,12 @@ SLOTS: dict[tuple, tuple[int | None, str]] = {}
 
 
 def _slots(dev: torch.device, pos: torch.Tensor, neg: torch.Tensor, P: int, N: int,
-           num_p_tiles: int, num_n_tiles: int, meta: dict,
-           meta_key: tuple | None = None) -> int | None:
+           num_p_tiles: int, num_n_tiles: int, meta: dict, meta_key: tuple) -> int | None:
     """Programs of this kernel that the GPU ``dev`` holds at once (``None`` if unknown).
 
-    ``meta_key``: ``meta``'s sorted items, precomputed by :func:`_launch_plan`.
+    ``meta_key``: ``meta``'s sorted items, as :func:`_launch_plan` gives them.
     """
-    key = (dev.index, meta_key or tuple(sorted(meta.items())), pos.dtype)
+    key = (dev.index, meta_key, pos.dtype)
     if key not in SLOTS:  # once per device and configuration: the rest is a dict lookup
         try:
             with torch.cuda.device(dev):  # the compiled kernel loads on the current device

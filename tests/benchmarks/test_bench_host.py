@@ -42,10 +42,10 @@ class _Floor(torch.autograd.Function):
         return grad.expand(ctx.shapes[0]), grad.expand(ctx.shapes[1])
 
 
-@pytest.mark.parametrize("scores", [64, 4096], ids=["P=N=64", "P=N=4096"])
+@pytest.mark.parametrize("n_scores", [64, 4096], ids=["P=N=64", "P=N=4096"])
 @pytest.mark.parametrize("what", ["pairwise_logistic", "autograd_floor"])
-def test_host_step(benchmark, monkeypatch, what, scores):
-    size = scores
+def test_host_step(benchmark, monkeypatch, what, n_scores):
+    size = n_scores  # P = N (not `size`: the suite's conftest parametrises that name)
     pytest.importorskip("triton")
     from lowrank.kernels import _triton
 
